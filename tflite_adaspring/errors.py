@@ -45,6 +45,5 @@ def require_training_stack(feature: str) -> None:
     missing = [m for m in ("tensorflow", "tf_keras") if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingDependencyError(
-            f"{feature} needs {', '.join(missing)}; install the training extra: "
-            "pip install 'tflite-adaspring[train]'"
+            f"{feature} needs {', '.join(missing)}; install the training extra: pip install 'tflite-adaspring[train]'"
         )

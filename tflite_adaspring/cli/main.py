@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from absl import flags, logging
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     flag_values.unparse_flags()  # a second main() in one process must not inherit the first's values
     try:
-        rest = flag_values([f"adaspring {command}"] + argv[2:])
+        rest = flag_values([f"adaspring {command}", *argv[2:]])
     except flags.Error as exc:
         print(f"adaspring {command}: {exc} (see adaspring {command} --help)", file=sys.stderr)
         return 2

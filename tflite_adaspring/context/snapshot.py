@@ -72,7 +72,7 @@ class ContextSnapshot:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "ContextSnapshot":
+    def from_json(cls, obj: dict[str, Any]) -> ContextSnapshot:
         """Builds from :meth:`to_json` output (missing or empty/NaN values become None)."""
 
         def clean(v: Any) -> Any:

@@ -24,7 +24,7 @@ class Normalization:
         return {"mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Normalization":
+    def from_json(cls, obj: dict[str, Any]) -> Normalization:
         """Builds from :meth:`to_json` output."""
         return cls(tuple(float(v) for v in obj["mean"]), tuple(float(v) for v in obj["std"]))
 
@@ -69,7 +69,7 @@ class InputSpec:
         }
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "InputSpec":
+    def from_json(cls, obj: dict[str, Any]) -> InputSpec:
         """Builds from :meth:`to_json` output."""
         norm = obj.get("normalization")
         return cls(
