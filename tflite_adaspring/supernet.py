@@ -38,7 +38,8 @@ class Supernet:
         self.net = ResidualCNN(backbone)
         self.model: tf_keras.Model = self.net.model
         self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-        self.bn_statistics: dict[Config, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        # per config: (mean, variance) of every BN layer, in ``batchnorms()`` order.
+        self.bn_statistics: dict[Config, list[tuple[np.ndarray, np.ndarray]]] = {}
 
     # ----- configuration ---------------------------------------------------------------------------
     def set_config(self, config: Config) -> None:
@@ -59,7 +60,7 @@ class Supernet:
           codes: int32 vector aligned with ``space.knob_names``.
         """
         pos = 0
-        for stage_op, n in zip(self.net.stages, self.space.blocks_per_stage):
+        for stage_op in self.net.stages:
             stage_op.choice_variable().assign(codes[pos] - self.space.min_depth)
             pos += 1
             for block in stage_op.blocks:
@@ -132,9 +133,7 @@ class Supernet:
         if seen == 0:
             raise ValueError("recalibrate needs at least one calibration batch")
         if store:
-            self.bn_statistics[_stats_key(config)] = {
-                bn.name: tuple(t.numpy() for t in bn.statistics()) for bn in bns
-            }  # type: ignore[misc]
+            self.bn_statistics[_stats_key(config)] = _read_statistics(bns)
 
     @tf.function(reduce_retracing=True)
     def _train_forward(self, x: tf.Tensor) -> tf.Tensor:
@@ -148,19 +147,26 @@ class Supernet:
             yield
             return
         bns = self.batchnorms()
-        saved = {bn.name: tuple(t.numpy() for t in bn.statistics()) for bn in bns}
-        for bn in bns:
-            bn.set_statistics(*stored[bn.name])
+        saved = _read_statistics(bns)
+        _write_statistics(bns, stored)
         try:
             yield
         finally:
-            for bn in bns:
-                bn.set_statistics(*saved[bn.name])
+            _write_statistics(bns, saved)
 
     # ----- channel re-sorting ------------------------------------------------------------------------
     def channel_permutations(self) -> list[Permutation]:
         """Importance re-sort permutations of every block's inner channels."""
         return [p for stage in self.net.stages for block in stage.blocks for p in block.channel_permutations()]
+
+
+def _read_statistics(bns: list[ElasticBatchNorm]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in bns]
+
+
+def _write_statistics(bns: list[ElasticBatchNorm], stats: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for bn, (mean, var) in zip(bns, stats):
+        bn.set_statistics(mean, var)
 
 
 def _stats_key(config: Config) -> Config:
@@ -185,13 +191,13 @@ def apply_permutations(permutations: Iterable[Permutation], optimizer: tf_keras.
 def _slots(optimizer: tf_keras.optimizers.Optimizer, var: tf.Variable) -> list[tf.Variable]:
     slots = []
     if hasattr(optimizer, "_var_key") and hasattr(optimizer, "_slots"):  # legacy optimizers
-        for slot in optimizer._slots.get(optimizer._var_key(var), {}).values():  # noqa: SLF001
+        for slot in optimizer._slots.get(optimizer._var_key(var), {}).values():
             slots.append(slot)
         return slots
     for name in ("_momentums", "_velocities"):  # tf_keras 2.x experimental optimizers (Adam, SGD)
         store = getattr(optimizer, name, None)
         if store and hasattr(optimizer, "_index_dict"):
-            index = optimizer._index_dict.get(optimizer._var_key(var))  # noqa: SLF001
+            index = optimizer._index_dict.get(optimizer._var_key(var))
             if index is not None:
                 slots.append(store[index])
     return slots
