@@ -13,9 +13,12 @@ from collections.abc import Sequence
 
 from absl import flags, logging
 
+from tflite_adaspring.errors import AdaSpringError
+
 # command -> (module, one-line help). Later commands are added here as they land.
 COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("tflite_adaspring.cli.datasets_cmd", "List the offline tasks, their availability and shapes."),
+    "space": ("tflite_adaspring.cli.space_cmd", "Knobs, size and MAC/param range of a task's search space."),
 }
 
 
@@ -59,7 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"adaspring {command}: unexpected arguments {rest[1:]}", file=sys.stderr)
         return 2
     logging.use_absl_handler()
-    return int(module.run(flag_values) or 0)
+    try:
+        return int(module.run(flag_values) or 0)
+    except flags.ValidationError as exc:
+        print(f"adaspring {command}: {exc} (see adaspring {command} --help)", file=sys.stderr)
+        return 2
+    except AdaSpringError as exc:
+        print(f"adaspring {command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def console_main() -> None:

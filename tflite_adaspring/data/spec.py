@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -91,9 +92,12 @@ class Dataset:
     """A loaded task: three ``(x, y)`` splits and its :class:`InputSpec`.
 
     ``x`` is float32 of shape ``(n,) + spec.input_shape``; ``y`` is int64 class indices.
+    ``groups`` optionally maps each split name (``train``/``val``/``test``) to one int64 group id per
+    example (e.g. the subject of every ``har_watch`` window), for leakage checks and grouped evaluation.
     """
 
     train: Split
     val: Split
     test: Split
     spec: InputSpec
+    groups: Mapping[str, np.ndarray] | None = None
