@@ -51,6 +51,11 @@ class ContextSnapshot:
       temperature_c: hottest thermal zone in degrees Celsius.
       memory_available_bytes: memory available to this process (min of /proc/meminfo and cgroup).
       requirements: the app's requirements.
+      cpu_runnable_others: runnable threads of other work (smoothed run-queue length minus the reader),
+        the raw input of ``cpu_contention``; lets the runtime estimate contention for any thread count.
+      cpu_freq_cap_ratio: highest frequency the CPUs may reach now / hardware maximum (0..1], averaged
+        over cores: what a busy inference runs at. Below 1 when thermal or power policy caps the clock;
+        unlike ``cpu_freq_ratio`` it does not drop when the CPU merely idles.
     """
 
     timestamp: float = 0.0
@@ -64,6 +69,8 @@ class ContextSnapshot:
     temperature_c: float | None = None
     memory_available_bytes: int | None = None
     requirements: Requirements = dataclasses.field(default_factory=Requirements)
+    cpu_runnable_others: float | None = None
+    cpu_freq_cap_ratio: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Returns a flat JSON-serialisable dict (requirements fields prefixed ``req_``)."""
