@@ -2,7 +2,7 @@
 #   make demo   - the main job: train + export + adaptive runtime on the default task
 #   make test   - ruff + pytest + bazel test //...
 #   make bench  - heavy benchmarks; regenerates docs/results/ (never run in CI)
-#   make lint   - ruff only
+#   make lint   - ruff + buildifier
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -14,6 +14,10 @@ SETUP_HASH := $(shell sha1sum setup.py | cut -c1-12)
 DEPS_STAMP := $(STAMPS)/deps-$(SETUP_HASH)
 DATA_PACKAGES := seglearn==1.2.5 aeon==1.6.0
 TASK ?= har_watch
+
+BUILDIFIER_VERSION := 8.2.1
+BUILDIFIER := $(STAMPS)/node/node_modules/.bin/buildifier
+BAZEL_FILES := WORKSPACE BUILD tests third_party
 
 .PHONY: demo test lint pytest bazel-test bench setup sysdeps clean
 
@@ -31,18 +35,22 @@ $(DEPS_STAMP): setup.py | $(PY)
 setup: $(DEPS_STAMP) sysdeps
 
 sysdeps:
-	@tools/ensure_system_packages.sh fashion-mnist bazel
+	@tools/ensure_system_packages.sh fashion-mnist bazel npm
 
-lint: $(DEPS_STAMP)
+$(BUILDIFIER):
+	npm install --silent --no-audit --no-fund --prefix $(STAMPS)/node @bazel/buildifier@$(BUILDIFIER_VERSION)
+
+lint: $(DEPS_STAMP) sysdeps $(BUILDIFIER)
 	$(VENV)/bin/ruff check tflite_adaspring tests setup.py
 	$(VENV)/bin/ruff format --check tflite_adaspring tests setup.py
+	$(BUILDIFIER) --lint=warn --mode=check -r $(BAZEL_FILES)
 
 pytest: setup
 	$(PY) -m pytest -q tests
 
 bazel-test: setup
 	@# bazel's py rules use the python3 on PATH: put the venv first.
-	PATH="$(abspath $(VENV))/bin:$$PATH" bazel --batch test --spawn_strategy=local --test_output=errors //...
+	PATH="$(abspath $(VENV))/bin:$$PATH" bazel --batch test //...
 
 test: lint pytest bazel-test
 

@@ -15,6 +15,14 @@ from tflite_adaspring._version import __version__
 _LAZY: dict[str, tuple[str, str | None]] = {
     "data": ("tflite_adaspring.data", None),
     "errors": ("tflite_adaspring.errors", None),
+    "metadata": ("tflite_adaspring.metadata", None),
+    "runtime": ("tflite_adaspring.runtime", None),
+    "context": ("tflite_adaspring.context", None),
+    "Interpreter": ("tflite_adaspring.runtime", "Interpreter"),
+    "space": ("tflite_adaspring.space", None),
+    # training side (imports TensorFlow on first use)
+    "build_supernet": ("tflite_adaspring.supernet", "build_supernet"),
+    "keras": ("tflite_adaspring.keras", None),
 }
 
 __all__ = ["__version__", *_LAZY]

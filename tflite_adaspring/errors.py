@@ -26,6 +26,14 @@ class ModelFormatError(AdaSpringError, ValueError):
     """A model file is truncated, corrupted, or lacks the ``adaspring`` metadata."""
 
 
+class MissingMetadataError(ModelFormatError):
+    """A valid .tflite that carries no ``adaspring`` metadata (not produced by ``adaspring export``)."""
+
+
+class InputMismatchError(DataValidationError):
+    """An input's shape or dtype does not match what the active configuration expects."""
+
+
 class SchemaVersionError(ModelFormatError):
     """A model or config was written by a newer (or incompatible) schema version."""
 

@@ -37,7 +37,10 @@ class Supernet:
         self.space: SearchSpace = backbone.space()
         self.net = ResidualCNN(backbone)
         self.model: tf_keras.Model = self.net.model
-        self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        signature = [tf.TensorSpec([None, *backbone.input_shape], tf.float32)]
+        # one trace for every batch size and every config (configs live in variables)
+        self._infer = tf.function(lambda x: self.model(x, training=False), input_signature=signature)
+        self._train_forward = tf.function(lambda x: self.model(x, training=True), input_signature=signature)
         # per config: (mean, variance) of every BN layer, in ``batchnorms()`` order.
         self.bn_statistics: dict[Config, list[tuple[np.ndarray, np.ndarray]]] = {}
 
@@ -134,10 +137,6 @@ class Supernet:
             raise ValueError("recalibrate needs at least one calibration batch")
         if store:
             self.bn_statistics[_stats_key(config)] = _read_statistics(bns)
-
-    @tf.function(reduce_retracing=True)
-    def _train_forward(self, x: tf.Tensor) -> tf.Tensor:
-        return self.model(x, training=True)
 
     @contextlib.contextmanager
     def using_statistics(self, config: Config) -> Iterator[None]:

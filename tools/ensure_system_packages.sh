@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages tflite-adaspring needs, only those that are missing.
-# Usage: tools/ensure_system_packages.sh [fashion-mnist] [bazel] [eigen]
+# Usage: tools/ensure_system_packages.sh [fashion-mnist] [bazel] [eigen] [compiler] [npm]
 # Without apt (or without root) it prints the exact command to run instead and exits non-zero.
 set -euo pipefail
 
@@ -13,6 +13,7 @@ for item in "$@"; do
     bazel) command -v bazel >/dev/null 2>&1 || want+=(bazel-bootstrap) ;;
     eigen) [ -f /usr/include/eigen3/Eigen/Core ] || want+=(libeigen3-dev) ;;
     compiler) command -v g++ >/dev/null 2>&1 || want+=(g++) ;;
+    npm) command -v npm >/dev/null 2>&1 || want+=(npm) ;;
     *) echo "ensure_system_packages: unknown item '$item'" >&2; exit 2 ;;
   esac
 done

@@ -81,6 +81,8 @@ class ChoiceVariableMixin:
             dtype=tf.int32,
             initializer=tf_keras.initializers.Constant(default_index),
             trainable=False,
+            # every replica assigns the same config; MirroredStrategy keeps the first replica's value
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
 
     def choice_variable(self) -> tf.Variable:

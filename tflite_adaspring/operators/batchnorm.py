@@ -33,31 +33,45 @@ class ElasticBatchNorm(tf_keras.layers.Layer):
         channels = int(input_shape[-1])
         self.channels = channels
 
-        def vec(name: str, init: str, trainable: bool) -> tf.Variable:
-            return self.add_weight(name=name, shape=(channels,), initializer=init, trainable=trainable)
+        def vec(name: str, init: str, kind: str = "trainable", shape: tuple[int, ...] = (channels,)) -> tf.Variable:
+            if kind == "trainable":
+                return self.add_weight(name=name, shape=shape, initializer=init, trainable=True)
+            if kind == "statistic":  # per replica under tf.distribute, averaged when read
+                sync, aggregation = tf.VariableSynchronization.ON_READ, tf.VariableAggregation.MEAN
+            else:  # recalibration accumulators: updated outside replica context only
+                sync, aggregation = tf.VariableSynchronization.AUTO, tf.VariableAggregation.ONLY_FIRST_REPLICA
+            return self.add_weight(
+                name=name, shape=shape, initializer=init, trainable=False, synchronization=sync, aggregation=aggregation
+            )
 
-        self.gamma = vec("gamma", "ones", True)
-        self.beta = vec("beta", "zeros", True)
-        self.moving_mean = vec("moving_mean", "zeros", False)
-        self.moving_variance = vec("moving_variance", "ones", False)
-        self.acc_sum = vec("acc_sum", "zeros", False)
-        self.acc_sumsq = vec("acc_sumsq", "zeros", False)
-        self.acc_count = self.add_weight(name="acc_count", shape=(), initializer="zeros", trainable=False)
+        self.gamma = vec("gamma", "ones")
+        self.beta = vec("beta", "zeros")
+        self.moving_mean = vec("moving_mean", "zeros", "statistic")
+        self.moving_variance = vec("moving_variance", "ones", "statistic")
+        self.acc_sum = vec("acc_sum", "zeros", "accumulator")
+        self.acc_sumsq = vec("acc_sumsq", "zeros", "accumulator")
+        self.acc_count = vec("acc_count", "zeros", "accumulator", shape=())
         self.recalibrating = self.add_weight(
-            name="recalibrating", shape=(), dtype=tf.bool, initializer="zeros", trainable=False
+            name="recalibrating",
+            shape=(),
+            dtype=tf.bool,
+            initializer="zeros",
+            trainable=False,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
         super().build(input_shape)
 
     def call(self, x: tf.Tensor, training: bool | None = None, active: tf.Tensor | None = None) -> tf.Tensor:
-        if training is None:
-            training = tf_keras.backend.learning_phase()
-        if isinstance(training, bool) and not training:
+        if not training:  # None (Keras' default outside fit) means inference
             y = self._normalize(x, self.moving_mean, self.moving_variance)
         else:
             axes = list(range(len(x.shape) - 1))
             mean, var = tf.nn.moments(x, axes)
             self._update_moving(mean, var, active)
-            self._accumulate(x, axes)
+            # recalibration runs outside replica context; inside strategy.run an accumulator update
+            # would need a cross-replica merge inside tf.cond, which tf.distribute does not support
+            if tf.distribute.in_cross_replica_context() or not tf.distribute.has_strategy():
+                self._accumulate(x, axes)
             y = self._normalize(x, mean, var)
         if active is not None:
             y = y * active

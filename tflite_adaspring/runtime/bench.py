@@ -1,0 +1,261 @@
+"""Micro-benchmarks of the runtime: search decision, switch, invoke overhead, metadata read.
+
+Every function returns a flat dict of numbers (microseconds unless the key says otherwise) so the
+results can be written as JSON. Timings use ``time.perf_counter``; the garbage collector is paused
+while timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from tflite_adaspring.context.snapshot import ENERGY_MODES, ContextSnapshot, Requirements
+from tflite_adaspring.metadata import ModelMetadata, ModelSource, read_metadata
+from tflite_adaspring.runtime.backend import backend
+from tflite_adaspring.runtime.interpreter import Interpreter
+from tflite_adaspring.runtime.search import Policy, SearchState, SearchTable, decide
+
+
+def _percentiles(seconds: np.ndarray, prefix: str) -> dict[str, float]:
+    us = seconds * 1e6
+    return {f"{prefix}_p50_us": float(np.median(us)), f"{prefix}_p99_us": float(np.percentile(us, 99))}
+
+
+def _timed(fn: Callable[[], Any], n: int) -> np.ndarray:
+    out = np.empty(n)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(n):
+            start = time.perf_counter()
+            fn()
+            out[i] = time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+    return out
+
+
+def random_contexts(table: SearchTable, n: int, seed: int = 0) -> Iterator[ContextSnapshot]:
+    """Random but plausible contexts around a table's latency and memory range.
+
+    Args:
+      table: the table whose ranges the budgets are drawn from.
+      n: how many.
+      seed: RNG seed.
+
+    Yields:
+      Snapshots with increasing timestamps (0.1 s apart); each field is unknown ~20-50 % of the time.
+    """
+    rng = np.random.default_rng(seed)
+    lat_lo, lat_hi = float(table.latency_ms.min()), float(table.latency_ms.max())
+    mem_lo, mem_hi = float(table.memory_bytes.min()), float(table.memory_bytes.max())
+    acc_lo, acc_hi = float(table.accuracy.min()), float(table.accuracy.max())
+
+    def maybe(p: float, value: Any) -> Any:
+        return value if rng.random() < p else None
+
+    for i in range(n):
+        yield ContextSnapshot(
+            timestamp=0.1 * i,
+            battery_percent=maybe(0.8, float(rng.uniform(0, 100))),
+            charging=bool(rng.random() < 0.3),
+            cpu_contention=maybe(0.7, float(rng.uniform(1.0, 3.0))),
+            cpu_freq_ratio=maybe(0.5, float(rng.uniform(0.3, 1.0))),
+            memory_available_bytes=maybe(0.5, int(rng.uniform(0.5 * mem_lo, 1.5 * mem_hi))),
+            requirements=Requirements(
+                latency_budget_ms=maybe(0.8, float(rng.uniform(0.5 * lat_lo, 1.5 * lat_hi))),
+                min_accuracy=maybe(0.5, float(rng.uniform(acc_lo - 0.05, min(1.0, acc_hi + 0.02)))),
+                energy_mode=str(rng.choice(ENERGY_MODES)),
+            ),
+        )
+
+
+def bench_search(metadata: ModelMetadata, n: int = 10_000, policy: Policy | None = None) -> dict[str, float]:
+    """Cost of one :func:`decide` over ``n`` random contexts.
+
+    Args:
+      metadata: the configuration table.
+      n: number of decisions.
+      policy: search policy.
+
+    Returns:
+      ``search_p50_us``, ``search_p99_us``, ``configs``, ``infeasible_fraction``, ``switch_fraction``.
+    """
+    policy = policy or Policy()
+    table = SearchTable.from_metadata(metadata, policy.energy_profile)
+    contexts = list(random_contexts(table, n))
+    state = SearchState.initial(table)
+    times = np.empty(n)
+    infeasible = switches = 0
+    gc.disable()
+    try:
+        for i, context in enumerate(contexts):
+            start = time.perf_counter()
+            decision, state = decide(table, policy, context, state)
+            times[i] = time.perf_counter() - start
+            infeasible += decision.feasible == 0
+            switches += decision.switched
+    finally:
+        gc.enable()
+    return {
+        **_percentiles(times, "search"),
+        "configs": float(len(table)),
+        "infeasible_fraction": infeasible / n,
+        "switch_fraction": switches / n,
+    }
+
+
+def bench_switch(interpreter: Interpreter, n: int = 2_000) -> dict[str, float]:
+    """Cost of a switch: :meth:`Interpreter.adapt` that changes configuration, and :meth:`set_active`.
+
+    The interpreter's policy should have ``dwell_s=0`` so every other context forces a switch.
+
+    Args:
+      interpreter: an adaptive interpreter with at least two configurations.
+      n: number of switches of each kind.
+
+    Returns:
+      ``adapt_switch_p50_us`` / ``_p99_us``, ``set_active_p50_us`` / ``_p99_us``, ``adapt_switched_fraction``.
+    """
+    loose = Requirements(energy_mode="performance")
+    tight = Requirements(latency_budget_ms=1e-9, energy_mode="performance")
+    contexts = [ContextSnapshot(timestamp=1e6 + i, requirements=tight if i % 2 else loose) for i in range(n)]
+    it = iter(contexts)
+    adapt_times = _timed(lambda: interpreter.adapt(next(it)), n)
+    history = list(interpreter.history)[-n:]
+    keys = [c.key for c in interpreter.configs]
+    order = iter(keys[i % len(keys)] for i in range(1, n + 1))
+    set_times = _timed(lambda: interpreter.set_active(next(order)), n)
+    return {
+        **_percentiles(adapt_times, "adapt_switch"),
+        **_percentiles(set_times, "set_active"),
+        "adapt_switched_fraction": sum(d.switched for d in history) / max(len(history), 1),
+    }
+
+
+def bench_invoke_overhead(
+    model: ModelSource, key: str | None = None, n: int = 5_000, rounds: int = 5, num_threads: int | None = None
+) -> dict[str, float]:
+    """Wrapper invoke cost vs LiteRT's own ``SignatureRunner`` and plain API on the same signature.
+
+    Raw LiteRT and the wrapper run interleaved in ``rounds`` blocks of ``n`` calls each in one process.
+
+    Args:
+      model: the adaptive model.
+      key: configuration to run; default the one with the fewest MACs.
+      n: calls per block.
+      rounds: blocks per variant.
+      num_threads: interpreter threads.
+
+    Returns:
+      Median per-call µs of ``raw_runner``, ``wrapper_runner`` (active-following), ``wrapper_fixed_runner``,
+      ``raw_plain`` (LiteRT's native wrapper called directly on the signature's subgraph),
+      ``raw_plain_api`` (LiteRT's public set_tensor/invoke/get_tensor; only when ``key`` is subgraph 0) and
+      ``wrapper_plain`` (set_tensor + invoke + get_tensor), plus ``runner_ratio``, ``runner_overhead_us``,
+      ``plain_ratio`` and ``plain_overhead_us`` (against ``raw_plain``).
+    """
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        load: dict[str, Any] = {"model_content": bytes(model)}
+    else:
+        load = {"model_path": str(model)}
+    ours = Interpreter(**load, num_threads=num_threads)
+    key = key or min(ours.configs, key=lambda c: c.macs).key
+    ours.set_active(key)
+    raw = backend().interpreter_class(**load, num_threads=num_threads)
+    raw.allocate_tensors()
+    detail = ours.get_signature_runner(key).get_input_details()
+    name, spec = next(iter(detail.items()))
+    x = np.random.default_rng(0).normal(size=spec["shape"]).astype(spec["dtype"])
+
+    # plain API on the raw interpreter only addresses subgraph 0: drive it through the native wrapper
+    wrapper = raw._interpreter
+    subgraph = wrapper.GetSubgraphIndexFromSignature(key)
+    signature = raw._get_full_signature_list()[key]
+    raw_in, raw_out = signature["inputs"][name], next(iter(signature["outputs"].values()))
+    port_in, port_out = ours.get_input_details()[0]["index"], ours.get_output_details()[0]["index"]
+
+    def raw_plain() -> None:
+        wrapper.SetTensor(raw_in, x, subgraph)
+        wrapper.Invoke(subgraph)
+        wrapper.GetTensor(raw_out, subgraph)
+
+    def wrapper_plain() -> None:
+        ours.set_tensor(port_in, x)
+        ours.invoke()
+        ours.get_tensor(port_out)
+
+    # LiteRT's public plain API (subgraph 0 only) on its own interpreter: its invoke() refuses to run
+    # while anything else (a runner, a local alias) references the native wrapper
+    raw_api = backend().interpreter_class(**load, num_threads=num_threads)
+    raw_api.allocate_tensors()
+    raw_api_in, raw_api_out = raw_api.get_input_details()[0]["index"], raw_api.get_output_details()[0]["index"]
+
+    def raw_plain_api() -> None:
+        raw_api.set_tensor(raw_api_in, x)
+        raw_api.invoke()
+        raw_api.get_tensor(raw_api_out)
+
+    raw_runner = raw.get_signature_runner(key)
+    active_runner, fixed_runner = ours.get_signature_runner(), ours.get_signature_runner(key)
+    variants: dict[str, Callable[[], Any]] = {
+        "raw_runner": lambda: raw_runner(**{name: x}),
+        "wrapper_runner": lambda: active_runner(**{name: x}),
+        "wrapper_fixed_runner": lambda: fixed_runner(**{name: x}),
+        "raw_plain": raw_plain,
+        "wrapper_plain": wrapper_plain,
+    }
+    if subgraph == 0:
+        variants["raw_plain_api"] = raw_plain_api
+    for fn in variants.values():  # warm caches
+        _timed(fn, 200)
+    medians: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(rounds):
+        for label, fn in variants.items():
+            medians[label].append(float(np.median(_timed(fn, n))) * 1e6)
+    out = {f"{label}_us": float(np.median(values)) for label, values in medians.items()}
+    out["runner_ratio"] = out["wrapper_runner_us"] / out["raw_runner_us"]
+    out["runner_overhead_us"] = out["wrapper_runner_us"] - out["raw_runner_us"]
+    out["plain_ratio"] = out["wrapper_plain_us"] / out["raw_plain_us"]
+    out["plain_overhead_us"] = out["wrapper_plain_us"] - out["raw_plain_us"]
+    return out
+
+
+def bench_metadata_read(model: ModelSource, n: int = 500) -> dict[str, float]:
+    """Cost of :func:`read_metadata` with and without LiteRT's verifier.
+
+    Args:
+      model: model bytes or path.
+      n: reads per variant.
+
+    Returns:
+      ``read_verified_p50_us`` / ``_p99_us`` and ``read_unverified_p50_us`` / ``_p99_us``.
+    """
+    return {
+        **_percentiles(_timed(lambda: read_metadata(model), n), "read_verified"),
+        **_percentiles(_timed(lambda: read_metadata(model, verify=False), n), "read_unverified"),
+    }
+
+
+def bench_creation(model: ModelSource, n: int = 50) -> dict[str, float]:
+    """Cost of creating the wrapper (LiteRT load + allocate + metadata + slots) with and without warm-up.
+
+    Args:
+      model: model bytes or path.
+      n: creations per variant.
+
+    Returns:
+      ``create_warm_p50_us`` / ``_p99_us`` and ``create_cold_p50_us`` / ``_p99_us``.
+    """
+    load = (
+        {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray, memoryview)) else {"model_path": model}
+    )
+    return {
+        **_percentiles(_timed(lambda: Interpreter(**load), n), "create_warm"),
+        **_percentiles(_timed(lambda: Interpreter(**load, warm_up=False), n), "create_cold"),
+    }
