@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("tflite_adaspring.cli.datasets_cmd", "List the offline tasks, their availability and shapes."),
     "space": ("tflite_adaspring.cli.space_cmd", "Knobs, size and MAC/param range of a task's search space."),
     "train": ("tflite_adaspring.cli.train_cmd", "Ensemble-train a supernet on a task into a run folder."),
+    "demo": ("tflite_adaspring.cli.demo_cmd", "Train, export and replay a simulated day on the default task."),
 }
 
 
