@@ -26,6 +26,9 @@ def test_id_round_trip_and_example():
     config = Config(((BlockChoice("std", 1.0), BlockChoice("dws", 0.5)), (BlockChoice("fire", 0.25),)), 0.5, "fp16")
     assert config.id == "s100.d50/f25-r50-fp16"
     assert Config.from_id(config.id) == config
+    smallest = SPACE.smallest()
+    assert smallest.id.endswith("-r12p5-fp32")
+    assert SPACE.validate(Config.from_id(smallest.id)) == smallest
 
 
 def test_json_round_trip_and_version_check():

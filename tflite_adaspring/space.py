@@ -8,7 +8,7 @@ and the weight precision used at export. Configs are immutable and hashable, hav
 Compact id grammar: stages separated by ``/``, blocks in a stage by ``.``, each block an op letter
 (``s`` standard conv, ``d`` depthwise-separable, ``f`` fire) followed by the width in percent; then
 ``-r`` with the head rank in percent, then ``-`` and the precision. Example:
-``s100.d50/f25/s75.s100-r50-fp16``.
+``s100.d50/f25/s75.s100-r50-fp16``; fractional percents use ``p`` (``r12p5`` is 0.125).
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ class Config:
             if not rank.startswith("r"):
                 raise ValueError("rank part must start with 'r'")
             stages = tuple(
-                tuple(BlockChoice(letters[tok[0]], int(tok[1:]) / 100.0) for tok in stage.split("."))
+                tuple(BlockChoice(letters[tok[0]], _fraction(tok[1:])) for tok in stage.split("."))
                 for stage in body.split("/")
             )
-            return cls(stages, int(rank[1:]) / 100.0, precision)
+            return cls(stages, _fraction(rank[1:]), precision)
         except (ValueError, KeyError, IndexError) as exc:
             raise ConfigError(
                 f"cannot parse config id {text!r} ({exc}); expected e.g. 's100.d50/f25-r50-fp32'"
@@ -98,8 +98,14 @@ class Config:
         return dataclasses.replace(self, precision=precision)
 
 
-def _percent(fraction: float) -> int:
-    return int(round(fraction * 100))
+def _percent(fraction: float) -> str:
+    """Percent text for ids: ``50`` for 0.5, ``12p5`` for 0.125 (exact for the fractions we use)."""
+    text = f"{fraction * 100:.4f}".rstrip("0").rstrip(".")
+    return text.replace(".", "p")
+
+
+def _fraction(text: str) -> float:
+    return float(text.replace("p", ".")) / 100.0
 
 
 @dataclasses.dataclass(frozen=True)
