@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from absl import flags, logging
 
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("tflite_adaspring.cli.space_cmd", "Knobs, size and MAC/param range of a task's search space."),
     "train": ("tflite_adaspring.cli.train_cmd", "Ensemble-train a supernet on a task into a run folder."),
     "demo": ("tflite_adaspring.cli.demo_cmd", "Train, export and replay a simulated day on the default task."),
+    "bench": ("tflite_adaspring.cli.bench_cmd", "Run a benchmark (adaspring bench lists them)."),
 }
 
 
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"adaspring: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
+    if getattr(module, "SUBCOMMAND", False):
+        return _run_guarded(command, lambda: module.dispatch(argv[2:]))
     flag_values: flags.FlagValues = module.FLAGS
     if "--help" in argv[2:] or "-h" in argv[2:]:
         print(f"usage: adaspring {command} [--flags]\n{COMMANDS[command][1]}\n")
@@ -63,9 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(rest) > 1:
         print(f"adaspring {command}: unexpected arguments {rest[1:]}", file=sys.stderr)
         return 2
+    return _run_guarded(command, lambda: module.run(flag_values))
+
+
+def _run_guarded(command: str, fn: Callable[[], int | None]) -> int:
+    """Runs a command, turning validation and package errors into a message and an exit code."""
     logging.use_absl_handler()
     try:
-        return int(module.run(flag_values) or 0)
+        return int(fn() or 0)
     except flags.ValidationError as exc:
         print(f"adaspring {command}: {exc} (see adaspring {command} --help)", file=sys.stderr)
         return 2

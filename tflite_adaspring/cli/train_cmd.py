@@ -25,6 +25,8 @@ flags.mark_flag_as_required("out", flag_values=FLAGS)
 
 # Epoch budgets that reach the accuracy targets on this 2-core machine (see docs/results).
 DEFAULT_EPOCHS = {"har_watch": 40, "fashion_mnist": 12, "japanese_vowels": 60, "basic_motions": 60}
+# Tasks recorded by a wrist-worn IMU (accelerometer + gyroscope) generalise across people with rotations.
+DEFAULT_AUGMENTATION = {"har_watch": "imu_rotation", "basic_motions": "imu_rotation"}
 
 
 def train_run(task_data: Any, task_options: dict[str, Any], out: Path, **overrides: Any) -> dict[str, Any]:
@@ -50,6 +52,7 @@ def train_run(task_data: Any, task_options: dict[str, Any], out: Path, **overrid
     spec = task_data.spec
     fields = {k: v for k, v in overrides.items() if v is not None}
     fields.setdefault("epochs", DEFAULT_EPOCHS.get(spec.task, 40))
+    fields.setdefault("augmentation", DEFAULT_AUGMENTATION.get(spec.task, "none"))
     # small data sets (basic_motions has 32 training examples) still get several steps per epoch
     fields.setdefault("batch_size", int(min(64, max(4, len(task_data.train[0]) // 4))))
     options = dataclasses.replace(TrainOptions(), **fields)

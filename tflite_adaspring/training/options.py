@@ -24,6 +24,7 @@ class TrainOptions:
       resort_every: re-sort channels by importance every this many epochs (0: never).
       recalibration_batches: batches used to recalibrate BN statistics per evaluated config.
       eval_random_configs: random configs evaluated per epoch (with the largest and the smallest).
+      augmentation: ``none`` or ``imu_rotation`` (see :mod:`tflite_adaspring.training.augment`).
       seed: seed of weights, data order and config sampling.
       schedule: progressive-shrinking phase starts.
     """
@@ -39,6 +40,7 @@ class TrainOptions:
     resort_every: int = 5
     recalibration_batches: int = 16
     eval_random_configs: int = 2
+    augmentation: str = "none"
     seed: int = 0
     schedule: ShrinkSchedule = dataclasses.field(default_factory=ShrinkSchedule)
 

@@ -24,6 +24,7 @@ import tf_keras
 from tflite_adaspring.data.spec import Dataset
 from tflite_adaspring.space import Config
 from tflite_adaspring.supernet import Supernet, apply_permutations
+from tflite_adaspring.training.augment import augmentation_for
 from tflite_adaspring.training.options import TrainOptions
 from tflite_adaspring.training.schedule import sample_in_phase
 
@@ -93,6 +94,7 @@ class EnsembleTrainer:
         self.manager = (
             tf.train.CheckpointManager(self.checkpoint, str(checkpoint_dir), max_to_keep=2) if checkpoint_dir else None
         )
+        self._augment = augmentation_for(options.augmentation, dataset.spec)
         self._step = self._make_step()
         n = len(dataset.train[0])
         calib = np.random.default_rng(options.seed).permutation(n)[: options.recalibration_batches * options.batch_size]
@@ -147,9 +149,10 @@ class EnsembleTrainer:
         x, y = self.dataset.train
         order = np.random.default_rng([self.options.seed, epoch]).permutation(len(x))
         n = self.steps_per_epoch * self.options.batch_size
-        ds = tf.data.Dataset.from_tensor_slices((x[order[:n]], y[order[:n]])).batch(
-            self.options.batch_size, drop_remainder=True
-        )
+        xs = x[order[:n]]
+        if self._augment is not None:
+            xs = self._augment(xs, np.random.default_rng([self.options.seed, epoch, 1]))
+        ds = tf.data.Dataset.from_tensor_slices((xs, y[order[:n]])).batch(self.options.batch_size, drop_remainder=True)
         return iter(self.strategy.experimental_distribute_dataset(ds))
 
     def _step_configs(self, epoch: int, step: int) -> list[Config]:
