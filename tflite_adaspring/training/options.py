@@ -34,7 +34,7 @@ class TrainOptions:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     random_configs: int = 2
-    distill_weight: float = 0.7
+    distill_weight: float = 0.3
     temperature: float = 1.0
     label_smoothing: float = 0.1
     resort_every: int = 5
