@@ -17,7 +17,7 @@ TASK ?= har_watch
 
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := $(STAMPS)/node/node_modules/.bin/buildifier
-BAZEL_FILES := WORKSPACE BUILD tests third_party
+BAZEL_FILES := WORKSPACE BUILD tests third_party delegates kernels
 
 .PHONY: demo test lint pytest bazel-test bench setup sysdeps clean
 
@@ -26,6 +26,8 @@ $(PY):
 	$(PY) -m pip install -q -U pip
 
 $(DEPS_STAMP): setup.py | $(PY)
+	@# g++ and Eigen first: installing the package compiles the C++ delegate
+	@tools/ensure_system_packages.sh eigen compiler
 	@echo "== installing tflite-adaspring[train,dev] into $(VENV)"
 	$(PY) -m pip install -q -e '.[train,dev]'
 	@# dataset packages without their heavy dependencies (we only read their bundled files)
@@ -35,14 +37,14 @@ $(DEPS_STAMP): setup.py | $(PY)
 setup: $(DEPS_STAMP) sysdeps
 
 sysdeps:
-	@tools/ensure_system_packages.sh fashion-mnist bazel npm
+	@tools/ensure_system_packages.sh fashion-mnist bazel npm eigen compiler
 
 $(BUILDIFIER):
 	npm install --silent --no-audit --no-fund --prefix $(STAMPS)/node @bazel/buildifier@$(BUILDIFIER_VERSION)
 
 lint: $(DEPS_STAMP) sysdeps $(BUILDIFIER)
-	$(VENV)/bin/ruff check tflite_adaspring tests setup.py
-	$(VENV)/bin/ruff format --check tflite_adaspring tests setup.py
+	$(VENV)/bin/ruff check tflite_adaspring tests delegates setup.py
+	$(VENV)/bin/ruff format --check tflite_adaspring tests delegates setup.py
 	$(BUILDIFIER) --lint=warn --mode=check -r $(BAZEL_FILES)
 
 pytest: setup

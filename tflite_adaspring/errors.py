@@ -38,6 +38,21 @@ class SchemaVersionError(ModelFormatError):
     """A model or config was written by a newer (or incompatible) schema version."""
 
 
+class DelegateError(AdaSpringError, ValueError):
+    """The AdaSpring delegate could not be loaded or queried; the message names the option or file at fault.
+
+    Derives from ``ValueError`` because that is what ``load_delegate`` of LiteRT/TensorFlow raises.
+    """
+
+
+class DelegateNotFoundError(DelegateError, FileNotFoundError):
+    """``libadaspring_delegate.so`` is not built; the message lists where it was looked for and how to build it."""
+
+
+class DelegateBuildError(DelegateError):
+    """Compiling ``libadaspring_delegate.so`` failed (no compiler, no Eigen headers, or a compile error)."""
+
+
 class MissingDependencyError(AdaSpringError, ImportError):
     """An optional dependency (e.g. the ``train`` extra) is needed for this feature."""
 

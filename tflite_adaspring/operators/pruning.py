@@ -47,7 +47,8 @@ def prune_for_storage(
         raise ValueError(f"sparsity must be in (0, 1), got {sparsity}")
     clone = tf_keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    kwargs: dict[str, Any] = {"pruning_schedule": tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=1)}
+    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=1)
+    kwargs: dict[str, Any] = {"pruning_schedule": schedule}
     if pattern == "2:4":
         kwargs = {"sparsity_m_by_n": (2, 4)}
     pruned = tfmot.sparsity.keras.prune_low_magnitude(clone, **kwargs)

@@ -1,0 +1,230 @@
+#include "kernels/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/epilogue.h"
+#include "kernels/gemm.h"
+
+namespace adaspring::kernels {
+namespace {
+
+// Largest im2col block, in floats, gathered per GEMM call (bounds each thread's scratch).
+constexpr int64_t kIm2colBlockFloats = 256 * 1024;
+// Fewer output pixels than this per thread: split output channels instead of pixels.
+constexpr int64_t kMinPixelsPerTask = 8;
+constexpr int64_t kChannelQuantum = 16;
+// Below this many multiply-adds a convolution is not worth waking another thread for.
+constexpr int64_t kMinWorkForThreads = 32 * 1024;
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t CeilDiv(int64_t a, int64_t b) { return -FloorDiv(-a, b); }
+
+// One unit of work: output pixels [pixel_begin, pixel_end) (linear over n, y, x) and output
+// channels [channel_begin, channel_end).
+struct Tile {
+  int64_t pixel_begin;
+  int64_t pixel_end;
+  int channel_begin;
+  int channel_end;
+};
+
+// The filter, epilogue and output restricted to the tile's channels (views only).
+struct ChannelSlice {
+  ConvFilterView filter;
+  Epilogue epilogue;
+  float* output;
+};
+
+ChannelSlice SliceChannels(const Conv2DArgs& args, const Tile& tile) {
+  ChannelSlice slice;
+  slice.filter = args.filter;
+  slice.filter.data += tile.channel_begin * args.filter.out_stride;
+  slice.filter.out_channels = tile.channel_end - tile.channel_begin;
+  slice.epilogue = OffsetEpilogue(args.epilogue, tile.channel_begin);
+  slice.output = args.output.data + tile.channel_begin;
+  return slice;
+}
+
+bool IsIdentityWindow(const Conv2DArgs& args) {
+  const ConvWindow& w = args.window;
+  return args.filter.kernel_h == 1 && args.filter.kernel_w == 1 && w.stride_h == 1 && w.stride_w == 1 &&
+         w.pad_top == 0 && w.pad_left == 0 && args.input.height == args.output.height &&
+         args.input.width == args.output.width;
+}
+
+void FinishPixels(const Conv2DArgs& args, const ChannelSlice& slice, const Tile& tile) {
+  const int channels = slice.filter.out_channels;
+  for (int64_t q = tile.pixel_begin; q < tile.pixel_end; ++q) {
+    ApplyEpilogue(slice.epilogue, slice.output + q * args.output.pixel_stride, channels);
+  }
+}
+
+// 1x1, stride 1, no padding: the input pixels already are the GEMM's left operand.
+void RunIdentityTile(const Conv2DArgs& args, const Tile& tile) {
+  const ChannelSlice slice = SliceChannels(args, tile);
+  const int64_t rows = tile.pixel_end - tile.pixel_begin;
+  GemmABt(static_cast<int>(rows), slice.filter.out_channels, slice.filter.in_channels,
+          args.input.data + tile.pixel_begin * args.input.pixel_stride, args.input.pixel_stride, slice.filter.data,
+          slice.filter.out_stride, slice.output + tile.pixel_begin * args.output.pixel_stride,
+          args.output.pixel_stride, false);
+  FinishPixels(args, slice, tile);
+}
+
+// Copies the receptive field of output pixel q into `row` (KH * KW * Cin floats, zero outside).
+void GatherPatch(const Conv2DArgs& args, int64_t q, float* row) {
+  const InputView& in = args.input;
+  const ConvWindow& w = args.window;
+  const int out_w = args.output.width;
+  const int out_h = args.output.height;
+  const int64_t x = q % out_w;
+  const int64_t y = (q / out_w) % out_h;
+  const int64_t n = q / (static_cast<int64_t>(out_w) * out_h);
+  const int cin = in.channels;
+  const size_t bytes = sizeof(float) * cin;
+  for (int ky = 0; ky < args.filter.kernel_h; ++ky) {
+    const int64_t iy = y * w.stride_h - w.pad_top + static_cast<int64_t>(ky) * w.dilation_h;
+    for (int kx = 0; kx < args.filter.kernel_w; ++kx, row += cin) {
+      const int64_t ix = x * w.stride_w - w.pad_left + static_cast<int64_t>(kx) * w.dilation_w;
+      if (iy < 0 || iy >= in.height || ix < 0 || ix >= in.width) {
+        std::memset(row, 0, bytes);
+      } else {
+        std::memcpy(row, in.data + ((n * in.height + iy) * in.width + ix) * in.pixel_stride, bytes);
+      }
+    }
+  }
+}
+
+void RunIm2colTile(const Conv2DArgs& args, const Tile& tile) {
+  const ChannelSlice slice = SliceChannels(args, tile);
+  const int64_t depth = static_cast<int64_t>(args.filter.kernel_h) * args.filter.kernel_w * args.filter.in_channels;
+  const int64_t block_rows = std::max<int64_t>(1, kIm2colBlockFloats / std::max<int64_t>(depth, 1));
+  thread_local std::vector<float> scratch;
+  const int64_t want = std::min(block_rows, tile.pixel_end - tile.pixel_begin) * depth;
+  if (static_cast<int64_t>(scratch.size()) < want) scratch.resize(want);
+  for (int64_t q0 = tile.pixel_begin; q0 < tile.pixel_end; q0 += block_rows) {
+    const int64_t q1 = std::min(q0 + block_rows, tile.pixel_end);
+    for (int64_t q = q0; q < q1; ++q) GatherPatch(args, q, scratch.data() + (q - q0) * depth);
+    GemmABt(static_cast<int>(q1 - q0), slice.filter.out_channels, static_cast<int>(depth), scratch.data(), depth,
+            slice.filter.data, slice.filter.out_stride, slice.output + q0 * args.output.pixel_stride,
+            args.output.pixel_stride, false);
+  }
+  FinishPixels(args, slice, tile);
+}
+
+// Accumulates every tap of the filter into output pixels [x0, x1) of output row (n, y).
+void AccumulateRowPiece(const Conv2DArgs& args, const ChannelSlice& slice, int64_t n, int64_t y, int64_t x0,
+                        int64_t x1) {
+  const InputView& in = args.input;
+  const ConvWindow& w = args.window;
+  const int64_t out_row = (n * args.output.height + y) * args.output.width;
+  for (int ky = 0; ky < args.filter.kernel_h; ++ky) {
+    const int64_t iy = y * w.stride_h - w.pad_top + static_cast<int64_t>(ky) * w.dilation_h;
+    if (iy < 0 || iy >= in.height) continue;
+    for (int kx = 0; kx < args.filter.kernel_w; ++kx) {
+      const int64_t offset = static_cast<int64_t>(kx) * w.dilation_w - w.pad_left;  // ix = x * stride + offset
+      const int64_t lo = std::max(x0, CeilDiv(-offset, w.stride_w));
+      const int64_t hi = std::min(x1, FloorDiv(in.width - 1 - offset, w.stride_w) + 1);
+      if (lo >= hi) continue;
+      const float* a = in.data + ((n * in.height + iy) * in.width + lo * w.stride_w + offset) * in.pixel_stride;
+      const int64_t tap = static_cast<int64_t>(ky) * args.filter.kernel_w + kx;
+      const float* b = slice.filter.data + tap * slice.filter.tap_stride;
+      GemmABt(static_cast<int>(hi - lo), slice.filter.out_channels, slice.filter.in_channels, a,
+              w.stride_w * in.pixel_stride, b, slice.filter.out_stride,
+              slice.output + (out_row + lo) * args.output.pixel_stride, args.output.pixel_stride, true);
+    }
+  }
+}
+
+void RunPerTapTile(const Conv2DArgs& args, const Tile& tile) {
+  const ChannelSlice slice = SliceChannels(args, tile);
+  const int channels = slice.filter.out_channels;
+  for (int64_t q = tile.pixel_begin; q < tile.pixel_end; ++q) {
+    std::memset(slice.output + q * args.output.pixel_stride, 0, sizeof(float) * channels);
+  }
+  const int64_t out_w = args.output.width;
+  for (int64_t q = tile.pixel_begin; q < tile.pixel_end;) {
+    const int64_t row = q / out_w;  // n * out_h + y
+    const int64_t x0 = q % out_w;
+    const int64_t x1 = std::min(out_w, x0 + (tile.pixel_end - q));
+    AccumulateRowPiece(args, slice, row / args.output.height, row % args.output.height, x0, x1);
+    q += x1 - x0;
+  }
+  FinishPixels(args, slice, tile);
+}
+
+// Per-tap GEMMs run over one output row at a time: good for long rows (1-D convolutions over a
+// window), while short rows (small 2-D maps) make too many small GEMM calls, where im2col wins.
+constexpr int kMinRowForPerTap = 32;
+
+ConvMethod ResolveMethod(const Conv2DArgs& args) {
+  if (!args.filter.TapsContiguous()) return ConvMethod::kPerTap;
+  if (args.method != ConvMethod::kAuto) return args.method;
+  return args.output.width >= kMinRowForPerTap ? ConvMethod::kPerTap : ConvMethod::kIm2col;
+}
+
+}  // namespace
+
+const char* CheckConv2DArgs(const Conv2DArgs& args) {
+  const InputView& in = args.input;
+  const OutputView& out = args.output;
+  const ConvFilterView& f = args.filter;
+  const ConvWindow& w = args.window;
+  if (in.data == nullptr || out.data == nullptr || f.data == nullptr) return "null data pointer";
+  if (in.batch <= 0 || in.height <= 0 || in.width <= 0 || in.channels <= 0) return "empty input";
+  if (f.kernel_h <= 0 || f.kernel_w <= 0 || f.out_channels <= 0 || f.in_channels <= 0) return "empty filter";
+  if (in.channels != f.in_channels) return "input channels differ from the filter's input channels";
+  if (out.channels != f.out_channels) return "output channels differ from the filter's output channels";
+  if (out.batch != in.batch || out.height <= 0 || out.width <= 0) return "bad output shape";
+  if (in.pixel_stride < in.channels || out.pixel_stride < out.channels) return "pixel stride below channel count";
+  const int64_t last_tap = (static_cast<int64_t>(f.kernel_h) * f.kernel_w - 1) * f.tap_stride;
+  if (f.tap_stride < f.in_channels || f.out_stride < last_tap + f.in_channels) return "filter strides too small";
+  if (w.stride_h <= 0 || w.stride_w <= 0 || w.dilation_h <= 0 || w.dilation_w <= 0) return "bad window";
+  if (w.pad_top < 0 || w.pad_left < 0) return "negative padding";
+  return nullptr;
+}
+
+void Conv2D(const Conv2DArgs& args, ThreadPool* pool) {
+  const int64_t pixels = static_cast<int64_t>(args.output.batch) * args.output.height * args.output.width;
+  const int channels = args.output.channels;
+  const int64_t work = pixels * channels * args.filter.kernel_h * args.filter.kernel_w * args.filter.in_channels;
+  const int threads = (pool != nullptr && work >= kMinWorkForThreads) ? pool->num_threads() : 1;
+  // Each task packs its own copy of the GEMM operand it does not split: splitting pixels repeats the
+  // weight packing (channels x depth) per task, splitting channels repeats the activation packing
+  // (pixels x depth). Split the larger dimension so the smaller operand is the one repeated.
+  const bool split_channels =
+      channels >= 2 * kChannelQuantum && (channels >= pixels || pixels < kMinPixelsPerTask * threads);
+  const bool split_pixels = !split_channels;
+  const int tasks = split_pixels ? ChunkCount(pixels, threads, kMinPixelsPerTask)
+                                 : ChunkCount(channels, threads, kChannelQuantum);
+  const bool identity = IsIdentityWindow(args);
+  const ConvMethod method = ResolveMethod(args);
+  auto run = [&](int task) {
+    Tile tile{0, pixels, 0, channels};
+    if (split_pixels) {
+      const Range r = ChunkRange(pixels, tasks, task, 1);
+      tile.pixel_begin = r.begin;
+      tile.pixel_end = r.end;
+    } else {
+      const Range r = ChunkRange(channels, tasks, task, kChannelQuantum);
+      tile.channel_begin = static_cast<int>(r.begin);
+      tile.channel_end = static_cast<int>(r.end);
+    }
+    if (tile.pixel_begin >= tile.pixel_end || tile.channel_begin >= tile.channel_end) return;
+    if (identity) {
+      RunIdentityTile(args, tile);
+    } else if (method == ConvMethod::kIm2col) {
+      RunIm2colTile(args, tile);
+    } else {
+      RunPerTapTile(args, tile);
+    }
+  };
+  if (pool != nullptr && tasks > 1) {
+    pool->ParallelFor(tasks, run);
+  } else {
+    for (int t = 0; t < tasks; ++t) run(t);
+  }
+}
+
+}  // namespace adaspring::kernels
