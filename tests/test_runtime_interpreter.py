@@ -305,8 +305,11 @@ def test_bad_models(model: bytes, tmp_path: Path) -> None:
 
 def test_metadata_that_does_not_match_the_model() -> None:
     plain = mf.build_model()
+    shared = write_metadata(plain, mf.make_metadata(storage_mode="shared"))
+    with pytest.raises(ModelFormatError, match="storage_mode 'shared' is not supported"):
+        Interpreter(model_content=shared)
     evolve = write_metadata(plain, mf.make_metadata(storage_mode="evolve"))
-    with pytest.raises(ModelFormatError, match="storage_mode 'evolve' is not supported"):
+    with pytest.raises(ModelFormatError, match="no 'adaspring_evolve' entry"):
         Interpreter(model_content=evolve)
     meta = mf.make_metadata()
     renamed = dataclasses.replace(

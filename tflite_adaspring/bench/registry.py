@@ -4,3 +4,6 @@ from tflite_adaspring.bench import register
 
 register("retrain-gap", "tflite_adaspring.bench.retrain_gap", "Supernet subnets vs the same nets trained alone.")
 register("report", "tflite_adaspring.bench.report", "Regenerate docs/results.md from docs/results/.")
+register("runtime", "tflite_adaspring.bench.runtime", "Adapt/switch latency, evolve builds, invoke overhead, RSS.")
+register("predictors", "tflite_adaspring.bench.predictors", "Latency-table / accuracy-predictor errors, held-out.")
+register("export", "tflite_adaspring.bench.export_size", "K-signature model: speed range, file size, fp16/int8 loss.")

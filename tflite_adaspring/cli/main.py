@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tflite_adaspring.cli.train_cmd", "Ensemble-train a supernet on a task into a run folder."),
     "demo": ("tflite_adaspring.cli.demo_cmd", "Train, export and replay a simulated day on the default task."),
     "bench": ("tflite_adaspring.cli.bench_cmd", "Run a benchmark (adaspring bench lists them)."),
+    "profile": ("tflite_adaspring.cli.profile_cmd", "Measure this device's per-operator latency table (lut.json)."),
+    "export": ("tflite_adaspring.cli.export_cmd", "Search a run's space and export K configurations in one .tflite."),
+    "inspect": ("tflite_adaspring.cli.inspect_cmd", "Signature table and accuracy-latency front of an exported model."),
 }
 
 

@@ -1,5 +1,11 @@
 """Export of supernet configurations to LiteRT (needs the ``train`` extra)."""
 
-from tflite_adaspring.export.packed import convert_signatures, export_packed, measure_latency_ms
+from tflite_adaspring.export.packed import (
+    PackedExport,
+    build_packed,
+    convert_signatures,
+    export_packed,
+    measure_latency_ms,
+)
 
-__all__ = ["convert_signatures", "export_packed", "measure_latency_ms"]
+__all__ = ["PackedExport", "build_packed", "convert_signatures", "export_packed", "measure_latency_ms"]

@@ -1,4 +1,5 @@
-"""Micro-benchmarks of the runtime: search decision, switch, invoke overhead, metadata read.
+"""Micro-benchmarks of the runtime: search decision, adapt (search + switch), evolve-mode switch, invoke
+overhead, metadata read.
 
 Every function returns a flat dict of numbers (microseconds unless the key says otherwise) so the
 results can be written as JSON. Timings use ``time.perf_counter``; the garbage collector is paused
@@ -8,6 +9,7 @@ while timing.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tflite_adaspring.context.snapshot import ENERGY_MODES, ContextSnapshot, Requirements
+from tflite_adaspring.errors import ConfigError
 from tflite_adaspring.metadata import ModelMetadata, ModelSource, read_metadata
 from tflite_adaspring.runtime.backend import backend
 from tflite_adaspring.runtime.interpreter import Interpreter
@@ -24,6 +27,12 @@ from tflite_adaspring.runtime.search import Policy, SearchState, SearchTable, de
 def _percentiles(seconds: np.ndarray, prefix: str) -> dict[str, float]:
     us = seconds * 1e6
     return {f"{prefix}_p50_us": float(np.median(us)), f"{prefix}_p99_us": float(np.percentile(us, 99))}
+
+
+def _load(model: ModelSource) -> dict[str, Any]:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return {"model_content": bytes(model)}
+    return {"model_path": str(model)}
 
 
 def _timed(fn: Callable[[], Any], n: int) -> np.ndarray:
@@ -137,6 +146,148 @@ def bench_switch(interpreter: Interpreter, n: int = 2_000) -> dict[str, float]:
         **_percentiles(set_times, "set_active"),
         "adapt_switched_fraction": sum(d.switched for d in history) / max(len(history), 1),
     }
+
+
+def bench_adapt(model: ModelSource, n: int = 10_000, seed: int = 0, policy: Policy | None = None) -> dict[str, float]:
+    """Cost of :meth:`Interpreter.adapt` (search + switch) over ``n`` random context changes.
+
+    Args:
+      model: an adaptive model (packed mode: a switch is a reference assignment).
+      n: number of context changes.
+      seed: RNG seed of the contexts.
+      policy: search policy (default: no dwell, no margin, so contexts really switch).
+
+    Returns:
+      ``adapt_p50_us`` / ``_p99_us`` over all calls, ``switched_p50_us`` / ``_p99_us`` over the calls
+      that switched, ``switched_fraction`` and ``contexts``.
+    """
+    policy = policy or Policy(dwell_s=0.0, switch_margin=0.0)
+    interp = Interpreter(**_load(model), policy=policy, history_size=max(1, n))
+    contexts = list(random_contexts(interp.table, n, seed))
+    it = iter(contexts)
+    times = _timed(lambda: interp.adapt(next(it)), n)
+    switched = np.array([d.switched for d in interp.history], dtype=bool)
+    out = {**_percentiles(times, "adapt"), "contexts": float(n)}
+    if switched.any():
+        out.update(_percentiles(times[switched], "switched"))
+    out["switched_fraction"] = float(switched.mean())
+    interp.close()
+    return out
+
+
+def bench_evolve_switch(model: ModelSource, n: int = 200, seed: int = 0, num_threads: int | None = None) -> dict:
+    """Evolve mode: time from a switch request until the new configuration serves.
+
+    ``cold``: a cache of one built configuration and targets that are never cached, so every switch
+    derives weights and builds, allocates and warms an interpreter in the background. ``cached``: every
+    configuration built once beforehand (cache as large as the table), so switches hit the cache.
+
+    Args:
+      model: an evolve-mode model with at least two configurations besides its primary.
+      n: switches per variant.
+      seed: RNG seed of the target sequence.
+      num_threads: interpreter threads.
+
+    Returns:
+      ``cold_p50_ms`` / ``cold_p95_ms`` / ``cold_max_ms``, ``build_p50_ms`` / ``build_p95_ms`` (the
+      builder thread's own time), ``cached_p50_ms`` / ``cached_p95_ms`` and ``switches``.
+
+    Raises:
+      ConfigError: the model is not evolve mode or has too few configurations.
+    """
+    rng = np.random.default_rng(seed)
+    interp = Interpreter(**_load(model), num_threads=num_threads, cache_size=1)
+    if interp.storage_mode != "evolve":
+        raise ConfigError(f"bench_evolve_switch needs an evolve-mode model, got {interp.storage_mode}")
+    built = [k for k in interp.metadata.keys if k != interp.active]
+    if len(built) < 2:
+        raise ConfigError("bench_evolve_switch needs at least two configurations besides the primary")
+
+    def switch_times(target: Interpreter, keys: list[str]) -> np.ndarray:
+        out = np.empty(n)
+        for i in range(n):
+            key = str(rng.choice([k for k in keys if k != target.active]))
+            start = time.perf_counter()
+            target.set_active(key)
+            target.wait_until_active()
+            out[i] = target.served_at - start  # the swap, not the waiter's wake-up
+        return out
+
+    cold = switch_times(interp, built) * 1e3
+    build_ms = np.array(interp._storage.build_ms)
+    interp.close()
+    keys = list(interp.metadata.keys)
+    warm = Interpreter(**_load(model), num_threads=num_threads, cache_size=len(keys))
+    for key in keys:
+        warm.set_active(key)
+        warm.wait_until_active()
+    cached = switch_times(warm, keys) * 1e3
+    warm.close()
+    return {
+        "cold_p50_ms": float(np.median(cold)),
+        "cold_p95_ms": float(np.percentile(cold, 95)),
+        "cold_max_ms": float(cold.max()),
+        "build_p50_ms": float(np.median(build_ms)),
+        "build_p95_ms": float(np.percentile(build_ms, 95)),
+        "cached_p50_ms": float(np.median(cached)),
+        "cached_p95_ms": float(np.percentile(cached, 95)),
+        "switches": float(n),
+    }
+
+
+def bench_build_interference(
+    model: ModelSource, n: int = 3000, num_threads: int | None = None, min_builds: int = 5
+) -> dict:
+    """Evolve mode: invoke latency on the serving thread while the builder thread builds, vs idle.
+
+    A fixed-key runner of the primary configuration is timed ``n`` times with nothing else running,
+    then at least ``n`` times (and until ``min_builds`` builds finished) while another thread keeps
+    switching between the other configurations with a one-slot cache (so builds run back to back).
+    LiteRT's invoke releases the GIL; building does not always, so this shows what a build costs the
+    serving thread.
+
+    Args:
+      model: an evolve-mode model with at least two configurations besides its primary.
+      n: timed invokes per variant.
+      num_threads: interpreter threads.
+      min_builds: builds that must overlap the timed invokes.
+
+    Returns:
+      ``idle_p50_us`` / ``idle_p99_us``, ``during_builds_p50_us`` / ``during_builds_p99_us`` and
+      ``builds`` (builds completed while timing).
+    """
+    interp = Interpreter(**_load(model), num_threads=num_threads, cache_size=1)
+    primary = interp.active
+    others = [k for k in interp.metadata.keys if k != primary]
+    if interp.storage_mode != "evolve" or len(others) < 2:
+        raise ConfigError("bench_build_interference needs an evolve-mode model with >= 3 configurations")
+    runner = interp.get_signature_runner(primary)
+    name, spec = next(iter(runner.get_input_details().items()))
+    x = np.zeros(spec["shape"], spec["dtype"])
+    idle = _timed(lambda: runner(**{name: x}), n)
+    stop = threading.Event()
+
+    def switcher() -> None:
+        i = 0
+        while not stop.is_set():
+            interp.set_active(others[i % len(others)])
+            interp.wait_until_active()
+            i += 1
+
+    thread = threading.Thread(target=switcher, daemon=True)
+    before = len(interp._storage.build_ms)
+    thread.start()
+    chunks, deadline = [], time.monotonic() + 30.0
+    while sum(len(c) for c in chunks) < n or len(interp._storage.build_ms) - before < min_builds:
+        chunks.append(_timed(lambda: runner(**{name: x}), 100))
+        if time.monotonic() > deadline:
+            break
+    busy = np.concatenate(chunks)
+    builds = len(interp._storage.build_ms) - before
+    stop.set()
+    thread.join()
+    interp.close()
+    return {**_percentiles(idle, "idle"), **_percentiles(busy, "during_builds"), "builds": float(builds)}
 
 
 def bench_invoke_overhead(

@@ -13,7 +13,15 @@
   ``get_signature_runner(key)`` one that runs ``key``.
 
 Extras: :attr:`Interpreter.active`, :attr:`Interpreter.configs`, :meth:`Interpreter.adapt`,
-:attr:`Interpreter.history`, :meth:`Interpreter.add_switch_callback`, :meth:`Interpreter.set_active`.
+:attr:`Interpreter.history`, :meth:`Interpreter.add_switch_callback`, :meth:`Interpreter.set_active`,
+:attr:`Interpreter.target`, :meth:`Interpreter.wait_until_active`.
+
+Storage modes (the metadata's ``storage_mode``): ``packed`` models hold every configuration as a
+signature, so a switch is immediate. ``evolve`` models hold the backbone weights once; a switch to a
+configuration that is not built yet returns at once and the previous configuration keeps serving until a
+background thread has derived the new weights and built, allocated and warmed its interpreter, which is
+then swapped in atomically (:attr:`target` names the configuration asked for, :attr:`active` the one
+serving; :meth:`wait_until_active` blocks until they agree).
 
 Every configuration is warmed up (one invoke with zeros) when the wrapper is created: the first invoke
 of a signature costs 0.15-0.35 ms on real models, and warming lazily would either put that cost on the
@@ -21,7 +29,8 @@ first inference after a switch or run the interpreter from the adapting thread w
 invokes it (measured on the 4-configuration test model: creation 0.51 ms warmed vs 0.45 ms not).
 
 Threads: one thread may invoke (LiteRT's own rule) while any other thread calls :meth:`adapt` or
-:meth:`set_active`; a switch is one reference assignment, the hot path takes no lock.
+:meth:`set_active`; a switch is one reference assignment, the hot path takes no lock. Call
+:meth:`close` to stop an evolve model's builder thread early (it also exits on its own when idle).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,7 +59,8 @@ from tflite_adaspring.runtime.search import (
     latency_factor,
     observe_latency,
 )
-from tflite_adaspring.runtime.storage import STORAGE_MODES, ConfigSlot, Port, StorageStrategy
+from tflite_adaspring.runtime.slots import ConfigSlot, ModelHandle, Port, StorageStrategy, seal
+from tflite_adaspring.runtime.storage import STORAGE_MODES
 
 _perf_counter = time.perf_counter
 
@@ -63,28 +73,33 @@ class SignatureRunner:
     Call it with every input as a keyword argument; returns ``{output name: array}``.
     """
 
-    __slots__ = ("_owner", "_slot")
+    __slots__ = ("_key", "_owner", "_row", "_slot")
 
-    def __init__(self, owner: Interpreter, slot: ConfigSlot):
+    def __init__(self, owner: Interpreter, key: str, row: int, slot: ConfigSlot | None):
         self._owner = owner
-        self._slot = slot
+        self._key = key
+        self._row = row
+        self._slot = slot  # None: resolved per call (evolve mode builds it on first use, blocking)
 
     @property
     def key(self) -> str:
         """The signature key this runner runs."""
-        return self._slot.key
+        return self._key
+
+    def _resolve(self) -> ConfigSlot:
+        return self._slot or self._owner._storage.build(self._row)
 
     def __call__(self, **inputs: Any) -> dict[str, np.ndarray]:
-        return self._owner._run(self._slot, inputs)
+        return self._owner._run(self._slot or self._owner._storage.build(self._row), inputs)
 
     def get_input_details(self) -> dict[str, dict[str, Any]]:
         """Input name -> tensor details (indices are the configuration's own subgraph indices)."""
-        slot = self._slot
+        slot = self._resolve()
         return {p.name: slot.details(p) for p in slot.input_list}
 
     def get_output_details(self) -> dict[str, dict[str, Any]]:
         """Output name -> tensor details."""
-        slot = self._slot
+        slot = self._resolve()
         return {p.name: slot.details(p) for p in slot.output_list}
 
 
@@ -132,7 +147,8 @@ class Interpreter:
       initial_key: configuration active before the first :meth:`adapt`; default the primary signature
         (subgraph 0), the one a plain LiteRT program addresses.
       history_size: how many decisions :attr:`history` keeps.
-      warm_up: run every configuration once with zeros at creation.
+      warm_up: run every configuration once with zeros at creation (evolve mode: every one built).
+      cache_size: evolve mode: how many built configurations to keep besides the primary.
       **interpreter_kwargs: further LiteRT ``Interpreter`` arguments (``experimental_op_resolver_type`` ...).
 
     Raises:
@@ -152,6 +168,7 @@ class Interpreter:
         initial_key: str | None = None,
         history_size: int = 1024,
         warm_up: bool = True,
+        cache_size: int = 4,
         **interpreter_kwargs: Any,
     ):
         if (model_path is None) == (model_content is None):
@@ -175,37 +192,51 @@ class Interpreter:
                 f"storage_mode {self._metadata.storage_mode!r} is not supported by this runtime "
                 f"(supported: {', '.join(STORAGE_MODES)}); upgrade tflite-adaspring"
             )
-        self._storage: StorageStrategy = strategy_class(raw, self._metadata)
-        self._slots = self._storage.slots()
-        self._by_key = {s.key: s for s in self._slots}
+        lite = backend().interpreter_class
+
+        def make_interpreter(content: bytes) -> Any:
+            return lite(model_content=content, **kwargs)
+
+        handle = ModelHandle(raw, self._metadata, source, make_interpreter, cache_size)
+        self._storage: StorageStrategy = strategy_class(handle)
+        self._rows = {info.key: row for row, info in enumerate(self._metadata.signatures)}
         self._policy = policy or Policy()
         self._table = SearchTable.from_metadata(self._metadata, self._policy.energy_profile)
         self._context = context
 
-        primary = min(self._slots, key=lambda s: s.subgraph)
+        primary = self._storage.primary()
         self._primary = primary
         self._in_name, self._out_name = self._port_maps(primary)
+        self._active: ConfigSlot = primary
+        self._last: ConfigSlot | None = None
         self.allocate_tensors()
         if warm_up:
             self._warm_up()
 
-        first = self._by_key.get(initial_key or primary.key)
-        if first is None:
-            raise ConfigError(f"unknown initial_key {initial_key!r}; known keys: {', '.join(self._by_key)}")
-        first = self._storage.prepare(first)
-        self._active: ConfigSlot = first
-        self._last: ConfigSlot | None = None
+        first_row = self._rows.get(initial_key or primary.key)
+        if first_row is None:
+            raise ConfigError(f"unknown initial_key {initial_key!r}; known keys: {', '.join(self._rows)}")
+        self._active = self._storage.build(first_row)
+        self._target = first_row
+        self._served_at = _perf_counter()
+        self._factor = 1.0  # latency factor of the context the invokes since the last decision ran under
+        self._failure: tuple[int, BaseException] | None = None
         self._staged: dict[str, ConfigSlot] = {}
         self._staged_slot: ConfigSlot | None = None
         self._views_issued = False
-        self._state = SearchState.initial(self._table, first.row)
+        self._state = SearchState.initial(self._table, first_row)
         self._lock = threading.Lock()
+        self._served = threading.Condition(self._lock)
         self._history: collections.deque[Decision] = collections.deque(maxlen=history_size)
         self._callbacks: tuple[Callable[[Decision], Any], ...] = ()
         self._active_runner = ActiveSignatureRunner(self)
-        self._runners = {s.key: SignatureRunner(self, s) for s in self._slots}
-        for slot in self._slots:
-            slot.safe_refs = sys.getrefcount(slot.wrapper)
+        fixed = self._storage.fixed_slots
+        self._runners = {
+            key: SignatureRunner(self, key, row, self._storage.ready(row) if fixed else None)
+            for key, row in self._rows.items()
+        }
+        for slot in self._storage.slots():
+            seal(slot)
 
     # ------------------------------------------------------------------------------------------
     # construction helpers
@@ -224,8 +255,19 @@ class Interpreter:
         names_out = {i: n for n, i in by_index_out.items()}
         return {i: by_index_in[i] for i in order_in}, {i: names_out[i] for i in order_out}
 
+    def _live_slots(self) -> Sequence[ConfigSlot]:
+        """Every runnable slot, plus the active and last-run ones (which an evolve cache may have evicted)."""
+        slots = self._storage.slots()
+        if self._storage.fixed_slots:  # packed: every slot is always there
+            return slots
+        slots = list(slots)
+        for extra in (self._active, self._last):
+            if extra is not None and all(extra is not s for s in slots):
+                slots.append(extra)
+        return slots
+
     def _warm_up(self) -> None:
-        for slot in self._slots:
+        for slot in self._storage.slots():
             for port in slot.input_list:
                 slot.wrapper.SetTensor(port.index, np.zeros(port.shape, port.dtype), slot.subgraph)
             slot.wrapper.Invoke(slot.subgraph)
@@ -316,8 +358,9 @@ class Interpreter:
     # the LiteRT Interpreter API
 
     def allocate_tensors(self) -> None:
-        """Allocates the tensors of every configuration."""
-        for slot in self._slots:
+        """Allocates the tensors of every configuration (evolve mode: every one built; later ones allocate
+        when built)."""
+        for slot in self._live_slots():
             self._ensure_safe(slot)
             slot.wrapper.AllocateTensors(slot.subgraph)
             slot.refresh_shapes()
@@ -418,16 +461,18 @@ class Interpreter:
         """
         name = self._input_port(input_index)
         size = np.array(tensor_size, dtype=np.int32)
-        for slot in self._slots:
+        slots = self._live_slots()
+        for slot in slots:
             self._ensure_safe(slot)
+        self._storage.set_input_size(name, size)
+        for slot in slots:
             slot.wrapper.ResizeInputTensor(slot.inputs[name].index, size, strict, slot.subgraph)
 
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
         """Signature key -> ``{"inputs": [...], "outputs": [...]}`` of every configuration."""
-        return {
-            s.key: {"inputs": [p.name for p in s.input_list], "outputs": [p.name for p in s.output_list]}
-            for s in self._slots
-        }
+        primary = self._primary
+        ports = {"inputs": [p.name for p in primary.input_list], "outputs": [p.name for p in primary.output_list]}
+        return {key: {k: list(v) for k, v in ports.items()} for key in self._rows}
 
     def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner | ActiveSignatureRunner:
         """A runner for one configuration, or (no key) one that follows the active configuration.
@@ -451,8 +496,50 @@ class Interpreter:
 
     @property
     def active(self) -> str:
-        """Key of the active configuration."""
+        """Key of the configuration serving invokes now."""
         return self._active.key
+
+    @property
+    def target(self) -> str:
+        """Key of the configuration the last switch asked for (differs from :attr:`active` while an
+        evolve-mode build is in progress)."""
+        return self._metadata.signatures[self._target].key
+
+    @property
+    def served_at(self) -> float:
+        """``time.perf_counter()`` when the serving configuration last changed (the swap itself, not when
+        a waiter noticed it)."""
+        return self._served_at
+
+    @property
+    def storage_mode(self) -> str:
+        """The model's storage mode (``packed`` or ``evolve``)."""
+        return self._storage.mode
+
+    def wait_until_active(self, timeout: float | None = None) -> bool:
+        """Blocks until the configuration of the last switch serves (returns at once in packed mode).
+
+        Args:
+          timeout: seconds to wait at most (None: no limit).
+
+        Returns:
+          True when :attr:`active` equals :attr:`target`, False on timeout.
+
+        Raises:
+          ModelFormatError: building the requested configuration failed (the previous one keeps serving).
+        """
+        with self._served:
+            wanted = self._target
+            done = self._served.wait_for(lambda: self._active.row == self._target, timeout)
+            failure = self._failure
+        if failure is not None and failure[0] == wanted:
+            key = self._metadata.signatures[wanted].key
+            raise ModelFormatError(f"building configuration {key} failed: {failure[1]}") from failure[1]
+        return done
+
+    def close(self) -> None:
+        """Stops background work (evolve mode's builder thread); the interpreter keeps serving."""
+        self._storage.close()
 
     @property
     def active_config(self) -> SignatureInfo:
@@ -517,7 +604,7 @@ class Interpreter:
 
     def _fold_observations(self, state: SearchState, factor: float) -> SearchState:
         alpha = self._policy.ema_alpha
-        for slot in self._slots:
+        for slot in self._live_slots():
             n = slot.invokes - slot.folded_n
             if n > 0:
                 busy = slot.busy_s - slot.folded_s
@@ -538,11 +625,13 @@ class Interpreter:
         """
         snapshot = self._snapshot(context)
         with self._lock:
-            state = self._fold_observations(self._state, latency_factor(snapshot))
+            # invokes since the last decision ran under the previous context: divide by its factor
+            state = self._fold_observations(self._state, self._factor)
+            self._factor = latency_factor(snapshot)
             decision, state = decide(self._table, self._policy, snapshot, state)
-            if decision.switched:
-                self._active = self._storage.prepare(self._slots[decision.index])
             self._state = state
+            if decision.switched:
+                self._switch(decision.index)
             self._history.append(decision)
         if decision.switched:
             for fn in self._callbacks:
@@ -562,24 +651,24 @@ class Interpreter:
         Raises:
           ConfigError: unknown key.
         """
-        slot = self._by_key.get(key)
-        if slot is None:
-            raise ConfigError(f"unknown configuration {key!r}; known keys: {', '.join(self._by_key)}")
+        row = self._rows.get(key)
+        if row is None:
+            raise ConfigError(f"unknown configuration {key!r}; known keys: {', '.join(self._rows)}")
         now = time.monotonic() if timestamp is None else timestamp
         with self._lock:
-            previous = self._active
-            switched = slot is not previous
+            previous = self._target
+            switched = row != previous
             if switched:
-                self._active = self._storage.prepare(slot)
-                self._state = self._state.with_current(slot.row, now)
+                self._state = self._state.with_current(row, now)
+                self._switch(row)
             decision = Decision(
                 key=key,
-                index=slot.row,
+                index=row,
                 switched=switched,
-                previous=previous.key,
+                previous=self._metadata.signatures[previous].key,
                 reason="manual",
                 feasible=-1,
-                predicted_latency_ms=float(self._table.latency_ms[slot.row] * self._state.effective_ratio[slot.row]),
+                predicted_latency_ms=float(self._table.latency_ms[row] * self._state.effective_ratio[row]),
                 objective=float("nan"),
                 timestamp=now,
             )
@@ -588,3 +677,28 @@ class Interpreter:
             for fn in self._callbacks:
                 fn(decision)
         return decision
+
+    def _switch(self, row: int) -> None:
+        """Makes ``row`` the target and serves it as soon as it is runnable (call with the lock held)."""
+        self._target = row
+        self._failure = None
+        if self._active.row == row:
+            return
+        slot = self._storage.request(row, self._built)
+        if slot is not None:
+            self._active = slot
+            self._served_at = _perf_counter()
+            self._served.notify_all()
+
+    def _built(self, row: int, slot: ConfigSlot | None, error: BaseException | None) -> None:
+        """A background build finished: swap it in if it is still the target (builder thread)."""
+        with self._lock:
+            if error is not None:
+                if self._target == row:  # keep serving (and searching from) the configuration that runs
+                    self._failure = (row, error)
+                    self._target = self._active.row
+                    self._state = self._state.with_current(self._active.row, self._state.last_switch_s)
+            elif self._target == row and self._active is not slot:
+                self._active = slot
+                self._served_at = _perf_counter()
+            self._served.notify_all()

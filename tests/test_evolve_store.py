@@ -1,0 +1,148 @@
+"""The evolve container format and the numpy weight derivations, against hand-computed values (no TensorFlow)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from tflite_adaspring.errors import ModelFormatError, SchemaVersionError
+from tflite_adaspring.runtime.evolve_store import (
+    FORMAT_VERSION,
+    MAGIC,
+    Skeleton,
+    StrippedBuffer,
+    WeightDeriver,
+    assemble,
+    pack_container,
+    unpack_container,
+)
+
+RNG = np.random.default_rng(3)
+EPS = 1e-3
+
+
+def _tensors() -> dict[str, np.ndarray]:
+    f = np.float32
+    return {
+        "conv": RNG.normal(size=(1, 3, 6, 8)).astype(f),  # HWIO
+        "dw": RNG.normal(size=(1, 3, 8, 1)).astype(f),
+        "dense": RNG.normal(size=(8, 5)).astype(f),
+        "bias": RNG.normal(size=(5,)).astype(f),
+        "gamma": RNG.uniform(0.5, 1.5, 8).astype(f),
+        "beta": RNG.normal(size=8).astype(f),
+        "mean": RNG.normal(size=8).astype(f),
+        "var": RNG.uniform(0.1, 2.0, 8).astype(f),
+        "head": RNG.normal(size=(8, 12)).astype(f),
+    }
+
+
+def _bn(n: int) -> dict:
+    return {"gamma": "gamma", "beta": "beta", "mean": "mean", "var": "var", "eps": EPS, "n": n}
+
+
+def _affine(t: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    scale = t["gamma"][:n].astype(np.float64) / np.sqrt(t["var"][:n].astype(np.float64) + EPS)
+    return scale, t["beta"][:n] - t["mean"][:n] * scale
+
+
+def test_derivations_match_hand_computed_layouts() -> None:
+    t = _tensors()
+    d = WeightDeriver(t)
+    scale, shift = _affine(t, 5)
+    conv = d.derive({"kind": "conv", "kernel": "conv", "in": 4, "out": 5, "bn": _bn(5)})
+    want = np.stack([t["conv"][0, :, :4, o] * scale[o] for o in range(5)])[:, None]  # OHWI
+    assert conv.shape == (5, 1, 3, 4) and conv.dtype == np.float32
+    np.testing.assert_allclose(conv, want, rtol=1e-6)
+    bias = d.derive({"kind": "bias", "bias": None, "out": 5, "bn": _bn(5)})
+    np.testing.assert_allclose(bias, shift, rtol=1e-5, atol=1e-6)
+    with_bias = d.derive({"kind": "bias", "bias": "bias", "out": 5, "bn": _bn(5)})
+    np.testing.assert_allclose(with_bias, t["bias"] * scale + shift, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(d.derive({"kind": "bias", "bias": "bias", "out": 3}), t["bias"][:3])
+    s6, _ = _affine(t, 6)
+    dw = d.derive({"kind": "depthwise", "kernel": "dw", "out": 6, "bn": _bn(6)})
+    assert dw.shape == (1, 1, 3, 6)
+    np.testing.assert_allclose(dw[0, 0], t["dw"][0, :, :6, 0] * s6, rtol=1e-6)
+    dense = d.derive({"kind": "dense", "kernel": "dense", "in": 6})
+    np.testing.assert_array_equal(dense, t["dense"][:6].T)
+    s8, b8 = _affine(t, 8)
+    np.testing.assert_allclose(d.derive({"kind": "bn_scale", "bn": _bn(8)}), s8, rtol=1e-6)
+    np.testing.assert_allclose(d.derive({"kind": "bn_shift", "bn": _bn(8)}), b8, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(d.derive({"kind": "zeros", "shape": [3]}), np.zeros(3, np.float32))
+
+
+def test_svd_factors_are_a_canonical_truncation() -> None:
+    t = _tensors()
+    d = WeightDeriver(t)
+    w = t["head"].astype(np.float64)
+    u, s, vh = np.linalg.svd(w, full_matrices=False)
+    for rank in (2, 5, 8):
+        first = d.derive({"kind": "svd_first", "kernel": "head", "rank": rank})  # [rank, in]
+        second = d.derive({"kind": "svd_second", "kernel": "head", "rank": rank})  # [out, rank]
+        truncated = (u[:, :rank] * s[:rank]) @ vh[:rank]
+        np.testing.assert_allclose(first.T @ second.T, truncated, atol=1e-5)
+        product = d.derive({"kind": "svd_product", "kernel": "head", "rank": rank})
+        np.testing.assert_allclose(product, truncated.T, atol=1e-5)
+        # canonical: the largest-magnitude entry of each left factor column is positive
+        assert np.all(first[np.arange(rank), np.abs(first).argmax(axis=1)] > 0)
+    # an orthogonal align rotates both factors and leaves their product (the computed function) unchanged
+    q, _ = np.linalg.qr(RNG.normal(size=(4, 4)))
+    rotated = WeightDeriver({**t, "q": q.astype(np.float32), "bad": np.eye(3, dtype=np.float32)})
+    first = rotated.derive({"kind": "svd_first", "kernel": "head", "rank": 4, "align": "q"})
+    second = rotated.derive({"kind": "svd_second", "kernel": "head", "rank": 4, "align": "q"})
+    plain = d.derive({"kind": "svd_first", "kernel": "head", "rank": 4})
+    np.testing.assert_allclose(first, (plain.T @ q).T, atol=1e-5)
+    np.testing.assert_allclose(first.T @ second.T, (u[:, :4] * s[:4]) @ vh[:4], atol=1e-5)
+    with pytest.raises(ModelFormatError, match="align"):
+        rotated.derive({"kind": "svd_first", "kernel": "head", "rank": 4, "align": "bad"})
+
+
+def _skeleton(t: dict[str, np.ndarray]) -> Skeleton:
+    flatbuffer = b"FAKE-FLATBUFFER-" * 3
+    recipe = {"kind": "dense", "kernel": "dense"}
+    buffer = StrippedBuffer(offset=64, shape=(5, 8), dtype="float32", recipe=recipe)
+    return Skeleton("cfg01", flatbuffer, 64 + 160, (buffer,))
+
+
+def test_container_round_trip_and_assembly() -> None:
+    t = _tensors()
+    skeleton = _skeleton(t)
+    payload = pack_container(t, [skeleton])
+    container = unpack_container(payload)
+    assert container.tensor_bytes == sum(a.nbytes for a in t.values())
+    for name, array in t.items():
+        np.testing.assert_array_equal(container.tensors[name], array)
+        assert not container.tensors[name].flags.writeable
+    assert container.skeletons["cfg01"] == skeleton
+    model = assemble(container.skeletons["cfg01"], WeightDeriver(container.tensors))
+    assert len(model) == 224 and model.startswith(skeleton.flatbuffer)
+    np.testing.assert_array_equal(np.frombuffer(model[64:224], np.float32).reshape(5, 8), t["dense"].T)
+    wrong = Skeleton(
+        "cfg01", skeleton.flatbuffer, 224, (StrippedBuffer(64, (4, 8), "float32", skeleton.buffers[0].recipe),)
+    )
+    with pytest.raises(ModelFormatError, match="gives shape"):
+        assemble(wrong, WeightDeriver(container.tensors))
+
+
+def test_malformed_containers_fail_with_a_clear_error() -> None:
+    t = _tensors()
+    payload = pack_container(t, [_skeleton(t)])
+    with pytest.raises(ModelFormatError, match="magic"):
+        unpack_container(b"NOTEVOLV" + payload[8:])
+    with pytest.raises(SchemaVersionError, match="newer"):
+        unpack_container(MAGIC + struct.pack("<I", FORMAT_VERSION + 1) + payload[12:])
+    with pytest.raises(ModelFormatError, match=r"outside the entry|truncated"):
+        unpack_container(payload[: len(payload) - 200])
+    with pytest.raises(ModelFormatError, match="unknown tensors"):
+        pack_container({k: v for k, v in t.items() if k != "dense"}, [_skeleton(t)])
+    bad_kind = Skeleton("cfg01", b"x" * 16, 400, (StrippedBuffer(16, (1,), "float32", {"kind": "magic"}),))
+    with pytest.raises(ModelFormatError, match="unknown recipe"):
+        pack_container(t, [bad_kind])
+    outside = Skeleton(
+        "cfg01", b"x" * 16, 100, (StrippedBuffer(64, (5, 8), "float32", {"kind": "dense", "kernel": "dense"}),)
+    )
+    with pytest.raises(ModelFormatError, match="does not fit"):
+        unpack_container(pack_container(t, [outside]))
+    with pytest.raises(ModelFormatError, match="dtype"):
+        pack_container({"x": np.zeros(3, np.float64)}, [])

@@ -1,0 +1,182 @@
+"""``adaspring bench predictors``: how well the latency table and the accuracy predictor predict, on held-out configs.
+
+* latency: the table (``--lut``, or built now and saved in ``--work``) predicts >= 20 random held-out
+  configurations of every precision; they are converted, measured interleaved on this machine, and the
+  median absolute percentage error is reported overall, per precision and per thread count, with the
+  measurement noise (interquartile range of round medians / median);
+* accuracy: the predictor is fitted on ``--train_configs`` sampled configurations and scored by Spearman
+  correlation on ``--test_configs`` other ones (validation accuracy, BatchNorm recalibrated).
+
+Writes ``docs/results/predictors_<task>.json`` and a markdown table next to it, atomically.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import flags
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("run", "runs/demo/har_watch/run", "Trained run folder.", flag_values=FLAGS)
+flags.DEFINE_string("lut", None, "Latency table (default: build one and keep it in --work).", flag_values=FLAGS)
+flags.DEFINE_string("work", "runs/bench/predictors", "Folder for the table and the accuracy samples.",
+                    flag_values=FLAGS)  # fmt: skip
+flags.DEFINE_string("results", "docs/results", "Where the JSON and markdown go.", flag_values=FLAGS)
+flags.DEFINE_list("threads", ["1", "2"], "Thread counts of the latency evaluation.", flag_values=FLAGS)
+flags.DEFINE_integer("latency_configs", 24, "Held-out configurations measured for latency.", flag_values=FLAGS)
+flags.DEFINE_integer("train_configs", 160, "Configurations measured to fit the accuracy predictor.", flag_values=FLAGS)
+flags.DEFINE_integer("test_configs", 80, "Held-out configurations for the accuracy predictor.", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 7, "Seed of the held-out configurations.", flag_values=FLAGS)
+
+LIMITS = {"latency_median_abs_error_pct": 10.0, "accuracy_spearman": 0.8}
+
+
+def _median_abs_pct(pred: list[float], meas: list[float]) -> float:
+    return float(np.median(np.abs(np.asarray(pred) - np.asarray(meas)) / np.asarray(meas)) * 100) if meas else 0.0
+
+
+def latency_report(supernet: Any, lut: Any, dataset: Any, n: int, threads: tuple[int, ...], seed: int) -> dict:
+    """Converts ``n`` held-out configurations (precisions cycled), measures them, compares to the table."""
+    from tflite_adaspring.export.packed import convert_mixed
+    from tflite_adaspring.profiling.latency_measure import measure_signatures
+
+    space = supernet.space
+    rng = random.Random(f"latency-heldout-{seed}")
+    configs: list[Any] = []
+    while len(configs) < n:
+        c = space.sample(rng, precision=space.precisions[len(configs) % len(space.precisions)])
+        if c not in configs:
+            configs.append(c)
+    keys = [f"h{i:02d}" for i in range(n)]
+    model = convert_mixed(supernet, configs, keys, np.asarray(dataset.train[0][:64], np.float32))
+    out: dict[str, Any] = {"configs": n, "threads": {}}
+    for t in threads:
+        measured = measure_signatures(model, keys, threads=t, runs=50, rounds=8)
+        rows = []
+        for k, c in zip(keys, configs):
+            pred = lut.predict(c, t).predicted_ms
+            rows.append({"config": c.id, "measured_ms": measured[k].median_ms, "predicted_ms": pred,
+                         "error_pct": (pred - measured[k].median_ms) / measured[k].median_ms * 100,
+                         "noise_pct": measured[k].spread * 100})  # fmt: skip
+        per_precision = {
+            p: _median_abs_pct([r["predicted_ms"] for r in rows if r["config"].endswith(p)],
+                               [r["measured_ms"] for r in rows if r["config"].endswith(p)])
+            for p in space.precisions
+        }  # fmt: skip
+        errors = np.abs([r["error_pct"] for r in rows])
+        out["threads"][str(t)] = {
+            "median_abs_error_pct": float(np.median(errors)),
+            "p90_abs_error_pct": float(np.percentile(errors, 90)),
+            "per_precision_median_abs_error_pct": per_precision,
+            "median_noise_pct": float(np.median([r["noise_pct"] for r in rows])),
+            "rows": rows,
+        }
+    return out
+
+
+def accuracy_report(supernet: Any, dataset: Any, calibration: list, cache_path: Path, n_train: int, n_test: int,
+                    seed: int, checkpoint: str) -> dict:  # fmt: skip
+    """Fits the predictor on ``n_train`` measured configs and scores it on ``n_test`` held-out ones."""
+    from tflite_adaspring.profiling import accuracy_predictor as ap
+
+    space = supernet.space
+    rng = random.Random(f"accuracy-bench-{seed}")
+    configs: list[Any] = []
+    while len(configs) < n_train + n_test:
+        c = space.sample(rng, precision="fp32")
+        if c not in configs:
+            configs.append(c)
+    cache = ap.load_samples(cache_path, space, checkpoint)
+    measured = ap.measure_accuracies(supernet, configs, dataset.val, calibration, cache)
+    ap.save_samples(cache_path, space, checkpoint, cache)
+    train, test = configs[:n_train], configs[n_train:]
+    model = ap.AccuracyPredictor.fit(space, train, [measured[c.id] for c in train], seed=seed)
+    pred = [model.predict(c) for c in test]
+    truth = [measured[c.id] for c in test]
+    return {
+        "train_configs": n_train,
+        "test_configs": n_test,
+        "spearman": ap.spearman(pred, truth),
+        "cv_spearman_train": model.cv_spearman,
+        "mae_points": float(np.mean(np.abs(np.asarray(pred) - np.asarray(truth))) * 100),
+        "alpha": model.alpha,
+        "accuracy_range": [float(min(truth)), float(max(truth))],
+    }
+
+
+def _markdown(task: str, result: dict) -> str:
+    lat, acc = result["latency"], result["accuracy"]
+    lines = [
+        f"## Predictors ({task})",
+        "",
+        f"Latency table vs. measurement on {lat['configs']} held-out configurations (precisions cycled), "
+        f"accuracy predictor on {acc['test_configs']} held-out configurations "
+        f"(trained on {acc['train_configs']}).",
+        "",
+        "| threads | median abs error | p90 abs error | fp32 | fp16 | int8 | median noise |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t, r in lat["threads"].items():
+        p = r["per_precision_median_abs_error_pct"]
+        lines.append(f"| {t} | {r['median_abs_error_pct']:.1f} % | {r['p90_abs_error_pct']:.1f} % | "
+                     f"{p.get('fp32', 0):.1f} % | {p.get('fp16', 0):.1f} % | {p.get('int8', 0):.1f} % | "
+                     f"{r['median_noise_pct']:.1f} % |")  # fmt: skip
+    lines += [
+        "",
+        f"Accuracy predictor: Spearman {acc['spearman']:.3f} on held-out configurations "
+        f"(target >= {LIMITS['accuracy_spearman']}), mean absolute error {acc['mae_points']:.2f} points, "
+        f"validation accuracies spanning {acc['accuracy_range'][0]:.3f}-{acc['accuracy_range'][1]:.3f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run(fv: flags.FlagValues) -> int:
+    """Runs both evaluations and writes the results."""
+    from tflite_adaspring.cli.profile_cmd import parse_threads
+    from tflite_adaspring.export.pipeline import calibration_batches, checkpoint_name
+    from tflite_adaspring.fileio import atomic_write_json, atomic_write_text
+    from tflite_adaspring.profiling.lut import LatencyLUT, build_lut
+    from tflite_adaspring.profiling.plan import SubnetPlanner
+    from tflite_adaspring.training.run import load_run
+
+    threads = parse_threads(fv.threads)
+    info, supernet, dataset = load_run(fv.run)
+    work = Path(fv.work)
+    lut_path = Path(fv.lut) if fv.lut else work / "lut.json"
+    if lut_path.exists():
+        lut = LatencyLUT.load(lut_path).bind(SubnetPlanner(supernet))
+    else:
+        lut = build_lut(supernet, threads, representative=dataset.train[0][:64])
+        lut.save(lut_path)
+    missing = [t for t in threads if t not in lut.threads]
+    if missing:
+        raise flags.ValidationError(f"the table {lut_path} has no fit for threads {missing}; rebuild it")
+    result = {
+        "task": info.task,
+        "host": lut.host,
+        "lut": {"path": str(lut_path), "operators": len(lut.op_ms), "noise": lut.noise},
+        "latency": latency_report(supernet, lut, dataset, fv.latency_configs, threads, fv.seed),
+        "accuracy": accuracy_report(
+            supernet,
+            dataset,
+            calibration_batches(info, dataset),
+            work / "accuracy.json",
+            fv.train_configs,
+            fv.test_configs,
+            fv.seed,
+            checkpoint_name(fv.run),
+        ),
+        "limits": LIMITS,
+    }
+    out = Path(fv.results) / f"predictors_{info.task}.json"
+    atomic_write_json(out, result)
+    atomic_write_text(out.with_suffix(".md"), _markdown(info.task, result))
+    for t, r in result["latency"]["threads"].items():
+        print(f"latency, {t} thread(s): median |error| {r['median_abs_error_pct']:.1f} % "
+              f"(limit {LIMITS['latency_median_abs_error_pct']} %), noise {r['median_noise_pct']:.1f} %")  # fmt: skip
+    print(f"accuracy predictor: Spearman {result['accuracy']['spearman']:.3f} (limit {LIMITS['accuracy_spearman']})")
+    print(f"wrote {out}")
+    return 0

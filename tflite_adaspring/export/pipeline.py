@@ -1,0 +1,196 @@
+"""``adaspring export`` end to end: run folder -> predictors -> Pareto search -> K configurations -> model.
+
+1. load the run (supernet weights, data) and its BatchNorm calibration batches;
+2. the latency table: loaded from ``--lut`` or measured now (:func:`~tflite_adaspring.profiling.lut.build_lut`);
+3. the accuracy predictor: fitted on >= 100 sampled configurations measured on the validation split
+   (cached in a samples file when one is given);
+4. search the whole space with the predictors, select K configurations covering the front, always with
+   the largest and the smallest;
+5. export them (:func:`~tflite_adaspring.export.packed.build_packed`): real latency and accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tflite_adaspring.export.packed import PackedExport, build_packed
+from tflite_adaspring.profiling import accuracy_predictor as ap
+from tflite_adaspring.profiling.lut import LatencyLUT, build_lut
+from tflite_adaspring.profiling.pareto import Candidate, Evaluator, extremes, restrict_precisions, search, select_k
+from tflite_adaspring.profiling.plan import SubnetPlanner
+from tflite_adaspring.space import PRECISIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportPlan:
+    """What the search chose and why.
+
+    Attributes:
+      candidates: the K selected candidates (predicted objectives), sorted by predicted latency.
+      front_size: size of the predicted Pareto front.
+      evaluated: configurations evaluated by the search.
+      predictor: the fitted accuracy predictor.
+      lut: the latency table.
+    """
+
+    candidates: list[Candidate]
+    front_size: int
+    evaluated: int
+    predictor: ap.AccuracyPredictor
+    lut: LatencyLUT
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_run` produced.
+
+    Attributes:
+      model_bytes: the model to write (packed or evolve storage).
+      mode: ``packed`` or ``evolve``.
+      packed: the packed export (measurements, sizes) the model was built from.
+      plan: the search and selection behind it.
+      evolve_report: sizes and derivation errors of the evolve conversion, or None.
+    """
+
+    model_bytes: bytes
+    mode: str
+    packed: PackedExport
+    plan: ExportPlan
+    evolve_report: dict[str, Any] | None = None
+
+
+def calibration_batches(info: Any, dataset: Any) -> list[np.ndarray]:
+    """The run's BatchNorm recalibration batches (the trainer's fixed random subset of the training inputs)."""
+    options = info.options
+    n = len(dataset.train[0])
+    chosen = np.random.default_rng(options.seed).permutation(n)[: options.recalibration_batches * options.batch_size]
+    x = dataset.train[0][np.sort(chosen)]
+    return [x[i : i + options.batch_size] for i in range(0, len(x), options.batch_size)]
+
+
+def fit_accuracy_predictor(
+    supernet: Any,
+    dataset: Any,
+    calibration: Sequence[np.ndarray],
+    samples: int = 120,
+    seed: int = 0,
+    cache: dict[str, float] | None = None,
+    log: Callable[[str], None] = print,
+) -> ap.AccuracyPredictor:
+    """Measures ``samples`` sampled fp32 configurations (plus the extremes) and fits the predictor."""
+    space = supernet.space
+    rng = random.Random(f"accuracy-{seed}")
+    configs = list(dict.fromkeys([space.largest(), space.smallest()]))
+    while len(configs) < samples:
+        c = space.sample(rng, precision="fp32")
+        if c not in configs:
+            configs.append(c)
+    cache = {} if cache is None else cache
+    missing = sum(1 for c in configs if c.id not in cache)
+    if missing:
+        log(f"measuring the validation accuracy of {missing} configurations for the accuracy predictor ...")
+    measured = ap.measure_accuracies(supernet, configs, dataset.val, calibration, cache)
+    return ap.AccuracyPredictor.fit(space, configs, [measured[c.id] for c in configs], seed=seed)
+
+
+def plan_export(
+    supernet: Any,
+    lut: LatencyLUT,
+    predictor: ap.AccuracyPredictor,
+    k: int = 16,
+    precisions: Sequence[str] = PRECISIONS,
+    threads: int = 1,
+    seed: int = 0,
+    population: int = 64,
+    generations: int = 40,
+) -> ExportPlan:
+    """Searches the space with the predictors and selects K configurations (see the module docstring)."""
+    space = restrict_precisions(supernet.space, precisions)
+    evaluate = Evaluator(supernet, lut, predictor, threads)
+    front = search(space, evaluate, population=population, generations=generations, seed=seed)
+    required = [evaluate(c) for c in extremes(space)]
+    chosen = select_k(front, k, required)
+    return ExportPlan(chosen, len(front), evaluate.evaluated, predictor, lut)
+
+
+def export_run(
+    run_dir: str | Path,
+    k: int = 16,
+    precisions: Sequence[str] = PRECISIONS,
+    lut_path: str | Path | None = None,
+    threads: int = 1,
+    predictor_samples: int = 120,
+    samples_cache: str | Path | None = None,
+    seed: int = 0,
+    mode: str = "packed",
+    log: Callable[[str], None] = print,
+) -> ExportResult:
+    """Runs the whole export of a training run.
+
+    Args:
+      run_dir: a folder written by ``adaspring train``.
+      k: number of signatures.
+      precisions: precisions the search may use.
+      lut_path: a ``lut.json`` from ``adaspring profile`` (None: profile this host now).
+      threads: LiteRT threads for latency (prediction and measurement).
+      predictor_samples: sampled configurations measured for the accuracy predictor (>= 100 recommended).
+      samples_cache: JSON file caching those measurements across exports (None: no cache).
+      seed: seed of sampling and search.
+      mode: ``packed``, or ``evolve`` (the packed export converted by
+        :func:`tflite_adaspring.export.evolve.evolve_from_packed`).
+      log: progress messages.
+
+    Returns:
+      The :class:`ExportResult`.
+    """
+    if mode not in ("packed", "evolve"):
+        raise ValueError(f"unknown storage mode {mode!r}; choose packed or evolve")
+    from tflite_adaspring.training.run import load_run
+
+    info, supernet, dataset = load_run(run_dir)
+    calibration = calibration_batches(info, dataset)
+    planner = SubnetPlanner(supernet)
+    if lut_path is not None:
+        lut = LatencyLUT.load(lut_path).bind(planner)
+    else:
+        log("no --lut given: profiling this host (save one with `adaspring profile --run RUN --out lut.json`)")
+        lut = build_lut(supernet, (threads,), precisions, representative=dataset.train[0][:64], log=log)
+    checkpoint = checkpoint_name(run_dir)
+    cache = ap.load_samples(samples_cache, supernet.space, checkpoint) if samples_cache else {}
+    predictor = fit_accuracy_predictor(supernet, dataset, calibration, predictor_samples, seed, cache, log)
+    if samples_cache:
+        ap.save_samples(samples_cache, supernet.space, checkpoint, cache)
+    log(f"accuracy predictor: {predictor.samples} configs, cross-validated Spearman {predictor.cv_spearman:.3f}")
+    plan = plan_export(supernet, lut, predictor, k, precisions, threads, seed)
+    log(f"search: {plan.evaluated} configurations evaluated, predicted front of {plan.front_size}; exporting {k}")
+    export = build_packed(
+        supernet,
+        [c.config for c in plan.candidates],
+        dataset,
+        calibration,
+        info.task,
+        threads,
+        latency_model=lut,
+        representative=np.asarray(dataset.train[0][:100], np.float32),
+        extra_host_info={"lut_noise": lut.noise.get(threads)},
+    )
+    if mode == "packed":
+        return ExportResult(export.model_bytes, mode, export, plan)
+    from tflite_adaspring.export.evolve import evolve_from_packed
+
+    model, report = evolve_from_packed(supernet, export.model_bytes, calibration)
+    return ExportResult(model, mode, export, plan, report)
+
+
+def checkpoint_name(run_dir: str | Path) -> str:
+    """The name of the run's latest checkpoint (keys the accuracy-sample cache)."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+    return Path(latest).name if latest else ""

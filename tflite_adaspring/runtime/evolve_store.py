@@ -1,0 +1,484 @@
+"""The ``evolve`` storage format: backbone weights stored once plus one weightless skeleton per configuration.
+
+An evolve-mode ``.tflite`` is a valid single-signature model (one configuration with its weights: what a
+plain LiteRT program runs) with two metadata entries: ``adaspring`` (the configuration table,
+``storage_mode: "evolve"``) and ``adaspring_evolve``, a versioned container::
+
+    b"ADAEVOLV" | uint32 version | uint32 header bytes | header JSON | zero padding to 16 | data
+
+All integers are little-endian. The header JSON is::
+
+    {"tensors": {name: {"dtype": "float32", "shape": [...], "offset": o, "nbytes": n}},
+     "skeletons": {key: {"offset": o, "nbytes": n, "encoding": "zlib", "model_nbytes": m,
+                         "buffers": [{"offset": b, "shape": [...], "dtype": "float32", "recipe": {...}}]}}}
+
+``offset`` of tensors and skeletons is relative to the data section (16-byte aligned). A tensor is a
+supernet variable (kernel, BatchNorm gamma/beta, head weight; cut to the prefix the recipes read) or
+one configuration's recalibrated BatchNorm statistics. A skeleton (stored zlib-compressed) is the
+configuration's converted single-signature flatbuffer whose weight buffers hold no data: each points
+(``Buffer.offset``/``size``) at ``b`` bytes into the model assembled as ``skeleton + derived weights``
+(``m`` bytes in all), and its recipe says how to derive it from the tensors with numpy
+(:class:`WeightDeriver`). Layouts are LiteRT's: conv filters OHWI, depthwise
+filters ``[1, H, W, C]``, fully connected weights ``[out, in]``.
+
+Recipes (``n``/``in``/``out`` are prefix slices: channels are kept in importance order; ``bn`` is
+``{"gamma", "beta", "mean", "var": tensor names, "eps": float, "n": channels}`` with
+``scale = gamma / sqrt(var + eps)`` and ``shift = beta - mean * scale``, computed in float32 as the
+converter folds them):
+
+==============  ===========================================================================
+``conv``        ``kernel`` (HWIO) ``[:, :, :in, :out]``, times ``scale`` per output channel if ``bn``; OHWI
+``depthwise``   ``kernel`` (``[H, W, C, 1]``) ``[:, :, :out]``, times ``scale`` if ``bn``; ``[1, H, W, C]``
+``dense``       ``kernel`` (``[in, out]``) ``[:in, :out]``; ``[out, in]``
+``bias``        ``(bias[:out] or 0 - mean) * scale + beta`` with ``bn``, else ``bias[:out]``
+``bn_scale``    ``scale`` (a BatchNorm the converter left as MUL/ADD, e.g. after a concatenation)
+``bn_shift``    ``shift``
+``svd_first``   ``U_r S_r`` of ``kernel`` (numpy SVD), times ``align`` if given; ``[r, in]``
+``svd_second``  ``V_r`` of ``kernel``, times ``align`` if given; ``[out, r]``
+``svd_product`` ``U_r S_r V_r^T`` of ``kernel``; ``[out, in]``
+``zeros``       zeros of ``shape`` (the converter's zero biases)
+==============  ===========================================================================
+
+Singular vectors are made canonical (the largest-magnitude entry of each left vector positive); ``align``
+names an orthogonal ``r x r`` tensor recorded at export (Procrustes fit against the converter's own
+factors) that maps them onto the converter's basis. Only ``U_r S_r align`` times ``align^T V_r^T`` reaches
+the computation, and that product is the rank-``r`` truncation whatever basis a LAPACK build returns
+inside groups of nearly equal singular values, so a device whose numpy picks another basis still runs
+the same function; on the export host the factors also equal the converter's bytes (within 1e-4).
+Never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import struct
+import threading
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from tflite_adaspring.errors import ModelFormatError, SchemaVersionError
+
+EVOLVE_METADATA_NAME = "adaspring_evolve"
+FORMAT_VERSION = 1
+MAGIC = b"ADAEVOLV"
+ALIGNMENT = 16
+DTYPES = ("float32", "float16", "int32")
+_HEAD = struct.Struct("<8sII")
+
+# recipe kind -> the fields naming tensors (checked against the container at load)
+RECIPE_TENSORS: dict[str, tuple[str, ...]] = {
+    "conv": ("kernel",),
+    "depthwise": ("kernel",),
+    "dense": ("kernel",),
+    "bias": (),
+    "bn_scale": (),
+    "bn_shift": (),
+    "svd_first": ("kernel",),  # and optionally "align"
+    "svd_second": ("kernel",),
+    "svd_product": ("kernel",),
+    "zeros": (),
+}
+_BN_TENSORS = ("gamma", "beta", "mean", "var")
+
+
+def align(n: int, alignment: int = ALIGNMENT) -> int:
+    """``n`` rounded up to a multiple of ``alignment``."""
+    return (n + alignment - 1) // alignment * alignment
+
+
+@dataclasses.dataclass(frozen=True)
+class StrippedBuffer:
+    """One weight buffer of a skeleton whose data the runtime derives.
+
+    Attributes:
+      offset: byte offset of the data in the assembled model.
+      shape: the tensor's shape.
+      dtype: numpy dtype name.
+      recipe: how to derive it (see the module docstring).
+    """
+
+    offset: int
+    shape: tuple[int, ...]
+    dtype: str
+    recipe: dict[str, Any]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the derived data."""
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+
+@dataclasses.dataclass(frozen=True)
+class Skeleton:
+    """A configuration's weightless flatbuffer and the recipes of its weights.
+
+    Attributes:
+      key: signature key.
+      flatbuffer: the skeleton bytes (buffers point past its end).
+      model_nbytes: size of the assembled model.
+      buffers: the stripped buffers, in offset order.
+    """
+
+    key: str
+    flatbuffer: bytes
+    model_nbytes: int
+    buffers: tuple[StrippedBuffer, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolveContainer:
+    """The decoded ``adaspring_evolve`` entry.
+
+    Attributes:
+      tensors: name -> read-only array (views into the payload).
+      skeletons: signature key -> skeleton.
+    """
+
+    tensors: dict[str, np.ndarray]
+    skeletons: dict[str, Skeleton]
+
+    @property
+    def tensor_bytes(self) -> int:
+        """Bytes of all stored tensors."""
+        return sum(t.nbytes for t in self.tensors.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def pack_container(tensors: Mapping[str, np.ndarray], skeletons: list[Skeleton]) -> bytes:
+    """Serialises tensors and skeletons into the container format.
+
+    Args:
+      tensors: name -> array (dtype in :data:`DTYPES`).
+      skeletons: the skeletons (their recipes must only name ``tensors``).
+
+    Returns:
+      The container bytes.
+
+    Raises:
+      ModelFormatError: an unsupported dtype or a recipe naming an unknown tensor.
+    """
+    blobs: list[bytes] = []
+    cursor = 0
+
+    def place(data: bytes) -> int:
+        nonlocal cursor
+        start = align(cursor)
+        if start > cursor:
+            blobs.append(b"\0" * (start - cursor))
+        blobs.append(data)
+        cursor = start + len(data)
+        return start
+
+    tensor_index = {}
+    for name, array in tensors.items():
+        array = np.ascontiguousarray(array)
+        if array.dtype.name not in DTYPES:
+            raise ModelFormatError(f"evolve tensor {name!r}: dtype {array.dtype.name} not in {DTYPES}")
+        offset = place(array.tobytes())
+        tensor_index[name] = {"dtype": array.dtype.name, "shape": list(array.shape), "offset": offset,
+                              "nbytes": array.nbytes}  # fmt: skip
+    skeleton_index = {}
+    for skeleton in skeletons:
+        for buffer in skeleton.buffers:
+            _check_recipe(buffer.recipe, tensor_index, f"skeleton {skeleton.key}")
+        compressed = zlib.compress(skeleton.flatbuffer, 9)
+        skeleton_index[skeleton.key] = {
+            "offset": place(compressed),
+            "nbytes": len(compressed),
+            "encoding": "zlib",
+            "model_nbytes": skeleton.model_nbytes,
+            "buffers": [
+                {"offset": b.offset, "shape": list(b.shape), "dtype": b.dtype, "recipe": b.recipe}
+                for b in skeleton.buffers
+            ],
+        }
+    header = json.dumps({"tensors": tensor_index, "skeletons": skeleton_index}, separators=(",", ":")).encode()
+    head = _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
+    return head + b"\0" * (align(len(head)) - len(head)) + b"".join(blobs)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _fail(what: str) -> ModelFormatError:
+    return ModelFormatError(
+        f"adaspring_evolve metadata: {what}; re-export the model with `adaspring export --mode evolve`"
+    )
+
+
+def _check_recipe(recipe: Any, tensors: Mapping[str, Any], where: str) -> None:
+    if not isinstance(recipe, dict) or recipe.get("kind") not in RECIPE_TENSORS:
+        raise _fail(f"{where}: unknown recipe {recipe!r}; kinds: {sorted(RECIPE_TENSORS)}")
+    absent = [f for f in RECIPE_TENSORS[recipe["kind"]] if f not in recipe]
+    if absent:
+        raise _fail(f"{where}: recipe {recipe['kind']} lacks field(s) {absent}")
+    names = [recipe[f] for f in RECIPE_TENSORS[recipe["kind"]]]
+    names += [recipe[f] for f in ("bias", "align") if recipe.get(f) is not None]
+    bn = recipe.get("bn")
+    if bn is not None:
+        if not isinstance(bn, dict) or any(f not in bn for f in (*_BN_TENSORS, "eps", "n")):
+            raise _fail(f"{where}: malformed bn reference {bn!r}")
+        names += [bn[f] for f in _BN_TENSORS]
+    missing = [n for n in names if n not in tensors]
+    if missing:
+        raise _fail(f"{where}: recipe {recipe['kind']} names unknown tensors {missing}")
+
+
+def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
+    """Decodes and validates an ``adaspring_evolve`` entry (tensors are zero-copy views).
+
+    Args:
+      payload: the entry's bytes.
+
+    Returns:
+      The container.
+
+    Raises:
+      SchemaVersionError: written by a newer format version.
+      ModelFormatError: truncated or malformed (the message names what).
+    """
+    data = memoryview(payload)
+    if len(data) < _HEAD.size or bytes(data[:8]) != MAGIC:
+        raise _fail("missing or wrong magic (not an evolve container)")
+    _, version, header_len = _HEAD.unpack_from(data, 0)
+    if version > FORMAT_VERSION:
+        raise SchemaVersionError(
+            f"adaspring_evolve format version {version} is newer than this runtime supports ({FORMAT_VERSION}); "
+            "upgrade: pip install -U tflite-adaspring"
+        )
+    start = align(_HEAD.size + header_len)
+    if start > len(data):
+        raise _fail("header extends past the end of the entry (truncated?)")
+    try:
+        header = json.loads(bytes(data[_HEAD.size : _HEAD.size + header_len]).decode("utf-8"))
+        tensor_index, skeleton_index = header["tensors"], header["skeletons"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise _fail(f"header is not the expected JSON ({exc!r})") from exc
+    body = data[start:]
+
+    def blob(entry: dict[str, Any], where: str) -> memoryview:
+        try:
+            offset, nbytes = int(entry["offset"]), int(entry["nbytes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _fail(f"{where}: malformed entry {entry!r}") from exc
+        if offset < 0 or nbytes < 0 or offset + nbytes > len(body):
+            raise _fail(f"{where}: bytes {offset}..{offset + nbytes} lie outside the entry (truncated?)")
+        return body[offset : offset + nbytes]
+
+    tensors = {}
+    for name, entry in tensor_index.items():
+        raw = blob(entry, f"tensor {name!r}")
+        dtype, shape = entry.get("dtype"), tuple(int(d) for d in entry.get("shape", ()))
+        if dtype not in DTYPES or math.prod(shape) * np.dtype(dtype).itemsize != len(raw):
+            raise _fail(f"tensor {name!r}: dtype {dtype!r} and shape {shape} do not match {len(raw)} bytes")
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        array.flags.writeable = False
+        tensors[name] = array
+    skeletons = {}
+    for key, entry in skeleton_index.items():
+        where = f"skeleton {key!r}"
+        flatbuffer = bytes(blob(entry, where))
+        encoding = entry.get("encoding", "raw")
+        if encoding not in ("raw", "zlib"):
+            raise _fail(f"{where}: unknown encoding {encoding!r}")
+        try:
+            flatbuffer = zlib.decompress(flatbuffer) if encoding == "zlib" else flatbuffer
+        except zlib.error as exc:
+            raise _fail(f"{where}: corrupted compressed skeleton ({exc})") from exc
+        buffers = []
+        try:
+            model_nbytes = int(entry["model_nbytes"])
+            for b in entry["buffers"]:
+                _check_recipe(b["recipe"], tensors, where)
+                buffers.append(StrippedBuffer(int(b["offset"]), tuple(int(d) for d in b["shape"]), b["dtype"],
+                                              b["recipe"]))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _fail(f"{where}: malformed buffer list ({exc!r})") from exc
+        for b in buffers:
+            if b.dtype not in DTYPES or b.offset < len(flatbuffer) or b.offset + b.nbytes > model_nbytes:
+                raise _fail(f"{where}: buffer at {b.offset} ({b.dtype}, {b.shape}) does not fit the model layout")
+        skeletons[key] = Skeleton(key, flatbuffer, model_nbytes, tuple(sorted(buffers, key=lambda b: b.offset)))
+    return EvolveContainer(tensors, skeletons)
+
+
+# ---------------------------------------------------------------------------------------------
+# deriving weights
+
+
+class WeightDeriver:
+    """Derives skeleton weights from the container's tensors with numpy (thread-safe).
+
+    The SVD of a low-rank head depends only on the stored weight, so it is computed once per kernel and
+    cached, and so is every SVD-derived factor (they do not depend on the configuration's statistics):
+    builds then never call BLAS, whose worker threads are slow to get CPU time on a busy machine.
+
+    Args:
+      tensors: name -> array.
+    """
+
+    def __init__(self, tensors: Mapping[str, np.ndarray]):
+        self._tensors = tensors
+        self._svd: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._svd_lock = threading.Lock()
+        self._factors: dict[tuple[str, str, int, str | None], tuple[np.ndarray | None, np.ndarray]] = {}
+        self._affine: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def tensor(self, name: str) -> np.ndarray:
+        """A stored tensor by name."""
+        return self._tensors[name]
+
+    def derive(self, recipe: Mapping[str, Any], dtype: str = "float32") -> np.ndarray:
+        """Computes one weight.
+
+        Args:
+          recipe: a recipe (see the module docstring).
+          dtype: the buffer's dtype.
+
+        Returns:
+          A C-contiguous array in LiteRT's layout.
+        """
+        return np.ascontiguousarray(self._value(recipe, dtype), dtype=dtype)
+
+    def derive_into(self, recipe: Mapping[str, Any], out: np.ndarray) -> None:
+        """Computes one weight straight into ``out`` (one strided pass, no intermediate copy).
+
+        Raises:
+          ModelFormatError: the recipe's result does not have ``out``'s shape.
+        """
+        value = self._value(recipe, out.dtype.name)
+        if value.shape != out.shape:
+            raise ModelFormatError(
+                f"recipe {recipe['kind']} gives shape {value.shape}, the graph expects {out.shape}; "
+                "the evolve metadata is inconsistent (re-export)"
+            )
+        np.copyto(out, value, casting="unsafe")
+
+    def _value(self, recipe: Mapping[str, Any], dtype: str) -> np.ndarray:
+        """The weight in LiteRT's layout, possibly a non-contiguous view or another float dtype."""
+        kind = recipe["kind"]
+        if not kind.startswith("svd_"):
+            return getattr(self, f"_{kind}")(recipe)
+        key = (kind, recipe["kernel"], int(recipe["rank"]), recipe.get("align"))
+        align = None if key[3] is None else self._tensors[key[3]]
+        cached = self._factors.get(key)  # valid only for the very align array it was computed with
+        if cached is None or cached[0] is not align or cached[1].dtype != np.dtype(dtype):
+            out = np.ascontiguousarray(getattr(self, f"_{kind}")(recipe), dtype=dtype)
+            out.flags.writeable = False
+            cached = self._factors[key] = (align, out)
+        return cached[1]
+
+    # ----- BatchNorm -----------------------------------------------------------------------------
+    def bn_affine(self, bn: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(scale, shift)`` of a BatchNorm reference, float32, ``bn["n"]`` channels (cached: a folded
+        conv and its bias share one)."""
+        key = (*(bn[f] for f in _BN_TENSORS), float(bn["eps"]), int(bn["n"]))
+        cached = self._affine.get(key)
+        if cached is None:
+            n = int(bn["n"])
+            gamma, beta, mean, var = (self._tensors[bn[f]][:n].astype(np.float32) for f in _BN_TENSORS)
+            scale = gamma * (np.float32(1.0) / np.sqrt(var + np.float32(bn["eps"])))
+            cached = self._affine[key] = (scale, beta - mean * scale)
+        return cached
+
+    def _scaled(self, kernel: np.ndarray, bn: Mapping[str, Any] | None) -> np.ndarray:
+        return kernel if bn is None else kernel * self.bn_affine(bn)[0]
+
+    # ----- recipe kinds --------------------------------------------------------------------------
+    def _conv(self, r: Mapping[str, Any]) -> np.ndarray:
+        kernel = self._tensors[r["kernel"]][:, :, : r.get("in"), : r.get("out")]
+        return self._scaled(kernel, r.get("bn")).transpose(3, 0, 1, 2)
+
+    def _depthwise(self, r: Mapping[str, Any]) -> np.ndarray:
+        kernel = self._tensors[r["kernel"]][:, :, : r.get("out"), 0]
+        return self._scaled(kernel, r.get("bn"))[None]
+
+    def _dense(self, r: Mapping[str, Any]) -> np.ndarray:
+        return self._tensors[r["kernel"]][: r.get("in"), : r.get("out")].T
+
+    def _bias(self, r: Mapping[str, Any]) -> np.ndarray:
+        n = int(r["out"])
+        bias = np.zeros(n, np.float32) if r.get("bias") is None else self._tensors[r["bias"]][:n]
+        if r.get("bn") is None:
+            return bias
+        scale, shift = self.bn_affine(r["bn"])
+        return bias * scale + shift
+
+    def _bn_scale(self, r: Mapping[str, Any]) -> np.ndarray:
+        return self.bn_affine(r["bn"])[0]
+
+    def _bn_shift(self, r: Mapping[str, Any]) -> np.ndarray:
+        return self.bn_affine(r["bn"])[1]
+
+    def _zeros(self, r: Mapping[str, Any]) -> np.ndarray:
+        return np.zeros(tuple(r["shape"]), np.float32)
+
+    def svd(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Canonical ``(U S, V^T)`` (float64) of a stored 2-D kernel, computed once."""
+        cached = self._svd.get(name)
+        if cached is not None:
+            return cached
+        with self._svd_lock:
+            if name not in self._svd:
+                w = self._tensors[name]
+                u, s, vh = np.linalg.svd(w.reshape(-1, w.shape[-1]).astype(np.float64), full_matrices=False)
+                pivot = np.abs(u).argmax(axis=0)
+                flip = np.where(u[pivot, np.arange(u.shape[1])] < 0, -1.0, 1.0)
+                self._svd[name] = (u * (s * flip), vh * flip[:, None])
+            return self._svd[name]
+
+    def _aligned(self, columns: np.ndarray, r: Mapping[str, Any]) -> np.ndarray:
+        """``columns`` (one per singular component) times the recipe's ``align`` matrix, if any."""
+        name = r.get("align")
+        if name is None:
+            return columns
+        align = self._tensors[name]
+        if align.shape != (columns.shape[1], columns.shape[1]):
+            raise ModelFormatError(f"svd recipe: align {name!r} has shape {align.shape} for rank {columns.shape[1]}")
+        return columns @ align.astype(np.float64)
+
+    def _svd_first(self, r: Mapping[str, Any]) -> np.ndarray:
+        us, _ = self.svd(r["kernel"])
+        return self._aligned(us[:, : int(r["rank"])], r).T
+
+    def _svd_second(self, r: Mapping[str, Any]) -> np.ndarray:
+        _, vh = self.svd(r["kernel"])
+        return self._aligned(vh[: int(r["rank"])].T, r)
+
+    def _svd_product(self, r: Mapping[str, Any]) -> np.ndarray:
+        us, vh = self.svd(r["kernel"])
+        rank = int(r["rank"])
+        return (us[:, :rank] @ vh[:rank]).T
+
+
+def assemble(skeleton: Skeleton, deriver: WeightDeriver) -> bytes:
+    """Builds a configuration's runnable model: its skeleton followed by its derived weights.
+
+    Args:
+      skeleton: the configuration's skeleton.
+      deriver: the weight deriver over the container's tensors.
+
+    Returns:
+      Model bytes LiteRT loads (weights are read through ``Buffer.offset``).
+
+    Raises:
+      ModelFormatError: a derived weight does not have the buffer's shape.
+    """
+    model = bytearray(skeleton.model_nbytes)
+    model[: len(skeleton.flatbuffer)] = skeleton.flatbuffer
+    for buffer in skeleton.buffers:
+        count = math.prod(buffer.shape)
+        out = np.frombuffer(model, dtype=buffer.dtype, count=count, offset=buffer.offset).reshape(buffer.shape)
+        try:
+            deriver.derive_into(buffer.recipe, out)
+        except ModelFormatError as exc:
+            raise ModelFormatError(f"skeleton {skeleton.key}: {exc}") from exc
+    return bytes(model)
