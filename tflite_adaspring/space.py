@@ -386,13 +386,7 @@ class SearchSpace:
           SchemaVersionError: the JSON belongs to another space or space version.
           ConfigError: the config is malformed or outside this space.
         """
-        if isinstance(obj, str):
-            obj = json.loads(obj)
-        if obj.get("space") != self.name or obj.get("space_version") != self.version:
-            raise SchemaVersionError(
-                f"config is for space {obj.get('space')!r} version {obj.get('space_version')!r}; "
-                f"this is space {self.name!r} version {self.version}. Re-export the config from a matching run."
-            )
+        obj = parse_config_header(obj, self.name, self.version, "run")
         try:
             config = Config(
                 tuple(tuple(BlockChoice(str(b["op"]), float(b["width"])) for b in st) for st in obj["stages"]),
@@ -430,6 +424,31 @@ class SearchSpace:
             head_ranks=tuple(float(r) for r in obj["head_ranks"]),
             precisions=tuple(obj["precisions"]),
         )
+
+
+def parse_config_header(obj: dict[str, Any] | str, name: str, version: Any, source: str) -> dict[str, Any]:
+    """Parses config JSON and checks that it belongs to space ``name`` at ``version``.
+
+    Args:
+      obj: a dict or a JSON string with ``space`` and ``space_version`` fields.
+      name: the expected space name.
+      version: the expected space version.
+      source: what the config should be re-exported from (named in the error).
+
+    Returns:
+      The parsed dict.
+
+    Raises:
+      SchemaVersionError: the JSON belongs to another space or space version.
+    """
+    if isinstance(obj, str):
+        obj = json.loads(obj)
+    if obj.get("space") != name or obj.get("space_version") != version:
+        raise SchemaVersionError(
+            f"config is for space {obj.get('space')!r} version {obj.get('space_version')!r}; "
+            f"this is space {name!r} version {version}. Re-export the config from a matching {source}."
+        )
+    return obj
 
 
 def _index_close(values: Sequence[float], value: float) -> int:

@@ -23,7 +23,8 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from tflite_adaspring.errors import ConfigError, SchemaVersionError
+from tflite_adaspring.errors import ConfigError
+from tflite_adaspring.space import parse_config_header
 
 KIND_LETTERS = {"width": "w", "rank": "r", "depth": "d"}
 INACTIVE_TOKEN = "-"
@@ -379,13 +380,7 @@ class KnobSpace:
           SchemaVersionError: the JSON belongs to another space or space version.
           ConfigError: the config is malformed or outside this space.
         """
-        if isinstance(obj, str):
-            obj = json.loads(obj)
-        if obj.get("space") != self.name or obj.get("space_version") != self.version:
-            raise SchemaVersionError(
-                f"config is for space {obj.get('space')!r} version {obj.get('space_version')!r}; this is space "
-                f"{self.name!r} version {self.version}. Re-export the config from a matching elastic model."
-            )
+        obj = parse_config_header(obj, self.name, self.version, "elastic model")
         knobs = obj.get("knobs")
         if not isinstance(knobs, dict):
             raise ConfigError("malformed config JSON: 'knobs' must be an object {knob: value}")
