@@ -52,12 +52,16 @@ def test_busy_load_starts_stops_and_really_burns_cpu() -> None:
         ticks = [int(open(f"/proc/{p}/stat").read().split()[13]) for p in pids]  # utime
         time.sleep(0.3)
         assert all(int(open(f"/proc/{p}/stat").read().split()[13]) > t for p, t in zip(pids, ticks))
+        # they run below our priority (field 19 of /proc/PID/stat: niceness), like background apps
+        assert all(int(open(f"/proc/{p}/stat").read().split()[18]) == min(19, os.nice(0) + 10) for p in pids)
         assert load.set(1) == 1
         assert _wait_dead(pids[1:])
     assert load.workers == 0 and _wait_dead(pids)
     load.close()  # idempotent
     with pytest.raises(ValueError):
         BusyLoad(max_workers=-1)
+    with pytest.raises(ValueError, match="nice"):
+        BusyLoad(max_workers=1, nice=20)
 
 
 def test_workers_exit_when_their_parent_is_killed() -> None:
@@ -86,9 +90,23 @@ def test_select_configs_keeps_the_largest_and_the_pareto_front(models: ef.Evolve
     from tflite_adaspring.cli.demo_cmd import select_configs
 
     supernet = models.supernet
-    chosen = select_configs(supernet, models.dataset, models.calibration, k=4, candidates=6)
+    chosen = select_configs(supernet, models.dataset, models.calibration, k=4, candidates=6, branch_budget=10.0)
     assert len(chosen) == 4 == len(set(chosen)) and chosen[0] == supernet.space.largest()
+    assert chosen[1] == supernet.space.smallest()
     assert all(c.with_precision("fp32") in supernet.bn_statistics for c in chosen)  # the export reuses them
+
+
+def test_select_configs_respects_the_branch_budget(models: ef.EvolveModels) -> None:
+    from tflite_adaspring.cli.demo_cmd import select_configs
+    from tflite_adaspring.export.evolve import branch_bytes
+
+    supernet = models.supernet
+    largest, smallest = supernet.space.largest(), supernet.space.smallest()
+    # a budget of exactly the smallest configuration's own branches: nothing else may add one
+    budget = branch_bytes(supernet, [smallest]) / supernet.cost(largest).weight_bytes()
+    chosen = select_configs(supernet, models.dataset, models.calibration, k=4, candidates=6, branch_budget=budget)
+    assert chosen[:2] == [largest, smallest] and len(chosen) > 2
+    assert branch_bytes(supernet, chosen) == branch_bytes(supernet, [smallest])
 
 
 def test_replay_bookkeeping(models: ef.EvolveModels, tmp_path: Path) -> None:
@@ -145,3 +163,19 @@ def test_demo_cli_with_a_cached_model(models: ef.EvolveModels, tmp_path: Path, c
     (folder / "model_evolve.tflite").write_bytes(models.evolve)
     assert cli.main([*argv, "--storage", "evolve"]) == 0
     assert "windows on model_evolve.tflite" in capsys.readouterr().out
+
+
+def test_backbone_leaning_samples_keep_the_largest_ops() -> None:
+    import random
+
+    from tflite_adaspring.cli.demo_cmd import backbone_leaning_sample
+    from tflite_adaspring.space import SearchSpace
+
+    space = SearchSpace("small", 1, blocks_per_stage=(2, 2, 2))
+    largest = space.largest()
+    rng = random.Random(0)
+    for _ in range(20):
+        c = space.validate(backbone_leaning_sample(space, rng, keep_op=1.0))
+        assert all(b.op == largest.stages[i][j].op for i, s in enumerate(c.stages) for j, b in enumerate(s))
+    mixed = [backbone_leaning_sample(space, rng, keep_op=0.0) for _ in range(20)]
+    assert any(b.op != "std" for c in mixed for s in c.stages for b in s)  # keep_op really is a probability

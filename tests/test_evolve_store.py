@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -16,6 +17,8 @@ from tflite_adaspring.runtime.evolve_store import (
     WeightDeriver,
     assemble,
     pack_container,
+    resolve_graph_tensors,
+    unfold_graph_tensor,
     unpack_container,
 )
 
@@ -146,3 +149,82 @@ def test_malformed_containers_fail_with_a_clear_error() -> None:
         unpack_container(pack_container(t, [outside]))
     with pytest.raises(ModelFormatError, match="dtype"):
         pack_container({"x": np.zeros(3, np.float64)}, [])
+
+
+BN = {"gamma": "gamma", "beta": "beta", "mean": "mean", "var": "var", "eps": EPS, "n": 8}
+
+
+def test_graph_tensors_unfold_the_folded_constants_by_hand() -> None:
+    t = _tensors()
+    t["gamma"][3] = 0.0  # a dead channel: every configuration scales it by zero
+    scale = t["gamma"] / np.sqrt(t["var"] + EPS)
+    # conv: the graph holds OHWI = (kernel * scale).transpose(3, 0, 1, 2)
+    folded = np.ascontiguousarray((t["conv"][:, :, :, :8] * scale).transpose(3, 0, 1, 2))
+    kernel = unfold_graph_tensor({"kind": "conv", "shape": [1, 3, 6, 8], "bn": BN}, folded, t)
+    expected = t["conv"].copy()
+    expected[..., 3] = 0.0
+    np.testing.assert_allclose(kernel, expected, rtol=1e-6, atol=1e-7)
+    assert not kernel.flags.writeable
+    # depthwise: [1, H, W, C] = kernel[..., 0] * scale
+    folded = (t["dw"][:, :, :, 0] * scale)[None]
+    kernel = unfold_graph_tensor({"kind": "depthwise", "shape": [1, 3, 8, 1], "bn": BN}, folded, t)
+    expected = t["dw"].copy()
+    expected[:, :, 3] = 0.0
+    np.testing.assert_allclose(kernel, expected, rtol=1e-6, atol=1e-7)
+    # dense, no BatchNorm: [out, in] = kernel.T
+    kernel = unfold_graph_tensor({"kind": "dense", "shape": [8, 5], "bn": None}, t["dense"].T.copy(), t)
+    np.testing.assert_array_equal(kernel, t["dense"])
+    with pytest.raises(ModelFormatError, match="expected"):
+        unfold_graph_tensor({"kind": "dense", "shape": [8, 5], "bn": None}, t["dense"], t)
+
+
+def test_graph_tensors_round_trip_and_resolve() -> None:
+    t = _tensors()
+    stored = {k: v for k, v in t.items() if k != "dense"}
+    graph = {"dense": {"tensor": 7, "kind": "dense", "shape": [8, 5], "bn": None}}
+    container = unpack_container(pack_container(stored, [_skeleton(t)], graph))
+    assert container.graph_tensors == graph and "dense" not in container.tensors
+    assert container.tensor_bytes == sum(a.nbytes for a in stored.values())
+    asked = []
+
+    def constant(index: int) -> np.ndarray:
+        asked.append(index)
+        return t["dense"].T.copy()
+
+    resolved = resolve_graph_tensors(container, constant)
+    assert asked == [7] and resolved.tensor_bytes == container.tensor_bytes
+    model = assemble(resolved.skeletons["cfg01"], WeightDeriver(resolved.tensors))
+    np.testing.assert_array_equal(np.frombuffer(model[64:224], np.float32).reshape(5, 8), t["dense"].T)
+    with pytest.raises(ModelFormatError, match="malformed reference"):
+        pack_container(stored, [], {"dense": {"tensor": 7, "kind": "svd_first", "shape": [8, 5]}})
+    with pytest.raises(ModelFormatError, match="unknown tensors"):
+        pack_container(
+            stored, [], {"x": {"tensor": 1, "kind": "conv", "shape": [1, 1, 1, 1], "bn": {**BN, "var": "v"}}}
+        )
+    with pytest.raises(ModelFormatError, match="unknown tensors"):  # a recipe naming neither
+        pack_container(stored, [_skeleton(t)])
+
+
+def test_version_1_containers_without_graph_tensors_are_still_read() -> None:
+    t = {"dense": _tensors()["dense"]}
+    recipe = {"kind": "dense", "kernel": "dense"}
+    header = json.dumps(  # version 1: a plain JSON header, no graph tensors
+        {
+            "tensors": {"dense": {"dtype": "float32", "shape": [8, 5], "offset": 0, "nbytes": 160}},
+            "skeletons": {
+                "cfg01": {
+                    "offset": 160,
+                    "nbytes": 16,
+                    "encoding": "raw",
+                    "model_nbytes": 224,
+                    "buffers": [{"offset": 64, "shape": [5, 8], "dtype": "float32", "recipe": recipe}],
+                }
+            },
+        }
+    ).encode()
+    head = MAGIC + struct.pack("<II", 1, len(header)) + header
+    payload = head + b"\0" * (-len(head) % 16) + t["dense"].tobytes() + b"x" * 16
+    container = unpack_container(payload)
+    assert container.graph_tensors == {} and set(container.tensors) == {"dense"}
+    np.testing.assert_array_equal(container.tensors["dense"], t["dense"])
+    assert container.skeletons["cfg01"].buffers[0].recipe == recipe

@@ -50,7 +50,8 @@ def test_every_derived_buffer_equals_the_converters_constant(models: ef.EvolveMo
     container = read_evolve_container(models.evolve)
     deriver = WeightDeriver(container.tensors)
     keys = read_metadata(models.packed).keys
-    assert sorted(container.skeletons) == sorted(keys[1:])  # the primary runs from the file itself
+    primary = models.report["primary"]
+    assert sorted(container.skeletons) == sorted(k for k in keys if k != primary)  # the primary runs from the file
     kinds = set()
     for key, skeleton in container.skeletons.items():
         constants = _float_constants(packed, key)
@@ -76,10 +77,11 @@ def test_the_file_runs_its_primary_in_plain_litert(models: ef.EvolveModels) -> N
     meta = read_metadata(models.evolve)
     assert meta.storage_mode == "evolve" and meta.keys == read_metadata(models.packed).keys
     plain = LiteRTInterpreter(model_content=models.evolve)
-    assert list(plain.get_signature_list()) == [meta.keys[0]]
+    largest = max(meta.signatures, key=lambda r: r.params).key  # plain LiteRT gets the most accurate one
+    assert list(plain.get_signature_list()) == [largest] == [models.report["primary"]]
     x = models.x[:1]
-    ours = plain.get_signature_runner(meta.keys[0])(input=x)["probabilities"]
-    reference = LiteRTInterpreter(model_content=models.packed).get_signature_runner(meta.keys[0])(input=x)
+    ours = plain.get_signature_runner(largest)(input=x)["probabilities"]
+    reference = LiteRTInterpreter(model_content=models.packed).get_signature_runner(largest)(input=x)
     np.testing.assert_array_equal(ours, reference["probabilities"])
 
 
@@ -100,19 +102,33 @@ def test_every_configuration_computes_what_the_packed_model_computes(models: ef.
 
 def test_tensors_are_stored_once_and_only_the_prefixes_used(models: ef.EvolveModels) -> None:
     container = read_evolve_container(models.evolve)
-    names = set(container.tensors)
-    # s50.d25/f75-r25 and d100.f50/s100-r100 are skeletons; f25/d50-r50 is the primary (weights in the file)
-    assert "stage0.block0.std.conv_a.kernel" in names and "stage0.block0.fire.squeeze.kernel" not in names
-    assert container.tensors["stage0.block0.std.conv_a.kernel"].shape[-1] == 4  # width 50 % of 8
-    assert container.tensors["stage0.block0.dws.expand.kernel"].shape[-1] == 16  # the largest width used: 100 %
+    stored = {n for n in container.tensors if n not in container.graph_tensors}
+    net = models.supernet.net
+    # d100.f50/s100-r100 (the largest) is the primary graph; s50.d25/f75-r25 and f25/d50-r50 are skeletons
+    assert models.report["primary"] == next(r.key for r in read_metadata(models.evolve).signatures
+                                            if r.config_id == "d100.f50/s100-r100-fp32")  # fmt: skip
+    assert container.tensors["stage0.block0.std.conv_a.kernel"].shape[-1] == 4  # width 50 % of 8: a prefix
+    assert container.tensors["stage0.block0.fire.squeeze.kernel"].shape[-1] == 1  # the widest use: 25 % of 4
     assert container.tensors["head.kernel"].shape == (16, 16)  # SVD needs the whole matrix
     align = container.tensors["head.kernel.align.r4"]  # the factorised head (rank 4) is aligned, orthogonally
     np.testing.assert_allclose(align @ align.T, np.eye(4), atol=1e-5)
+    # kernels the primary graph holds whole are not stored again: the reader unfolds them from the graph
+    graph = {
+        "stem.conv.kernel": net.stem_conv.kernel,
+        "stage0.block0.dws.expand.kernel": net.stages[0].blocks[0].branch("dws").expand.layer.kernel,
+        "stage0.block0.dws.depthwise.kernel": net.stages[0].blocks[0].branch("dws").depthwise.depthwise_kernel,
+        "stage1.block0.std.conv_a.kernel": net.stages[1].blocks[0].branch("std").conv_a.layer.kernel,
+        "classifier.kernel": net.classifier.kernel,
+    }
+    assert set(graph) <= set(container.graph_tensors) and not set(graph) & stored
+    for name, variable in graph.items():
+        np.testing.assert_allclose(container.tensors[name], variable.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
     assert models.report["underivable"] == []
-    stats = [n for n in names if n.startswith("stats.")]
-    assert stats and all(n.split(".")[1] in container.skeletons for n in stats)
+    stats = [n for n in stored if n.startswith("stats.")]
+    assert stats and all(n.split(".")[1] in read_metadata(models.evolve).keys for n in stats)
     report = models.report
-    assert report["tensor_bytes"] == container.tensor_bytes
+    assert report["tensor_bytes"] == container.tensor_bytes == sum(container.tensors[n].nbytes for n in stored)
+    assert report["graph_tensor_bytes"] == sum(container.tensors[n].nbytes for n in container.graph_tensors)
     assert report["file_bytes"] == len(models.evolve)
 
 
@@ -121,3 +137,22 @@ def test_bad_inputs_fail_with_a_clear_error(models: ef.EvolveModels) -> None:
 
     with pytest.raises(ModelFormatError, match="needs a packed model"):
         evolve_from_packed(None, models.evolve)  # type: ignore[arg-type]
+
+
+def test_branch_bytes_counts_each_extra_branch_once_at_its_widest(models: ef.EvolveModels) -> None:
+    from tflite_adaspring.export.evolve import branch_bytes
+    from tflite_adaspring.space import Config
+
+    supernet = models.supernet
+    largest, smallest = supernet.space.largest(), supernet.space.smallest()
+    dws_full = Config.from_id("d100.s100/s100-r100-fp32")
+    # stage 0 dws branch at 100 %, by hand: expand 1x1 8->16 (128) + BN 4x16, depthwise 5x16 (80) + BN 4x16,
+    # project 1x1 16->8 (128) + BN 4x8 = 496 parameters (BatchNorm statistics included, like cost.params)
+    assert branch_bytes(supernet, [largest, dws_full]) == 4 * 496
+    narrower = Config.from_id("d25.s100/s100-r100-fp32")
+    assert branch_bytes(supernet, [largest, dws_full, narrower]) == 4 * 496
+    assert 0 < branch_bytes(supernet, [largest, narrower]) < 4 * 496
+    assert branch_bytes(supernet, [largest, Config.from_id("s25/s50-r25-fp32")]) == 0  # slices of the backbone
+    assert branch_bytes(supernet, [smallest]) > 0  # its fire blocks are not in the backbone
+    half = largest.with_precision("fp16")  # quantised configurations keep their own weights
+    assert branch_bytes(supernet, [largest, half]) == supernet.cost(half).weight_bytes("fp16")

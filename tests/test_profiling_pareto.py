@@ -97,3 +97,21 @@ def test_select_k_covers_the_front_with_the_required_ones() -> None:
     assert len(pareto.select_k(front, 1000, required)) == len({c.config for c in [*front, *required]})
     with pytest.raises(ValueError, match="required"):
         pareto.select_k(front, 1, required)
+
+
+def test_select_k_skips_picks_over_the_storage_budget() -> None:
+    space = pareto.restrict_precisions(
+        SearchSpace("small", 1, blocks_per_stage=(1, 1), ops=("std", "fire")), ["fp32", "int8"]
+    )
+    front = pareto.search(space, synthetic)
+    required = [synthetic(c) for c in pareto.extremes(space)]
+
+    def fire_blocks(configs: list[Config]) -> int:  # storage: one unit per fire block beyond the required ones
+        extra = {c for c in configs if c not in {r.config for r in required}}
+        return sum(b.op == "fire" for c in extra for s in c.stages for b in s)
+
+    chosen = pareto.select_k(front, 6, required, fire_blocks, budget_bytes=1)
+    assert {r.config for r in required} <= {c.config for c in chosen}
+    assert fire_blocks([c.config for c in chosen]) <= 1
+    unbudgeted = pareto.select_k(front, 6, required)
+    assert fire_blocks([c.config for c in unbudgeted]) > 1  # the budget did change the choice

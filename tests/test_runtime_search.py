@@ -122,6 +122,15 @@ def test_contention_and_frequency_scale_predicted_latency() -> None:
     assert latency_factor(ctx(cpu_contention=None, cpu_freq_ratio=None)) == 1.0
 
 
+def test_frequency_cap_wins_over_the_current_clock() -> None:
+    # an idle CPU at half clock but uncapped: an invoke runs at full speed
+    assert latency_factor(ctx(cpu_freq_ratio=0.5, cpu_freq_cap_ratio=1.0)) == 1.0
+    decision, _ = choose(ctx(latency_budget_ms=4.5, cpu_freq_ratio=0.5, cpu_freq_cap_ratio=1.0, **PERF))
+    assert decision.key == "cfg02"
+    # thermally capped at half the maximum: twice as slow whatever the current clock
+    assert latency_factor(ctx(cpu_contention=1.5, cpu_freq_ratio=1.0, cpu_freq_cap_ratio=0.5)) == pytest.approx(3.0)
+
+
 def test_memory_uses_the_smaller_of_available_and_cap() -> None:
     assert choose(ctx(memory_available_bytes=4500, **PERF))[0].key == "cfg02"
     assert choose(ctx(memory_cap_bytes=2500, **PERF))[0].key == "cfg01"

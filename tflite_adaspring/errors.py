@@ -70,3 +70,19 @@ def require_training_stack(feature: str) -> None:
         raise MissingDependencyError(
             f"{feature} needs {', '.join(missing)}; install the training extra: pip install 'tflite-adaspring[train]'"
         )
+
+
+class ModelNotFoundError(AdaSpringError, FileNotFoundError):
+    """A model file given on the command line does not exist; the message names the path."""
+
+
+class DeviceToolError(AdaSpringError, RuntimeError):
+    """An external device tool (``adb``, ``benchmark_model``) failed; the message quotes the tail of its output."""
+
+
+class DeviceToolNotFoundError(DeviceToolError, FileNotFoundError):
+    """An external device tool or binary is missing; the message names what was looked for and where to get it."""
+
+
+class DeviceConnectionError(DeviceToolError):
+    """No usable device: none attached, unauthorized, offline, or several without ``--serial``."""

@@ -9,6 +9,7 @@ on Ctrl-C, on SIGTERM and on errors (see :mod:`tflite_adaspring.demo.load`).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import time
@@ -30,6 +31,9 @@ flags.DEFINE_integer("invokes", 300, "Inferences per window and run.", flag_valu
 flags.DEFINE_float("pace", 0.35, "Real seconds per window at least.", flag_values=FLAGS)
 flags.DEFINE_integer("threads", 1, "LiteRT threads.", flag_values=FLAGS)
 flags.DEFINE_integer("load_workers", 2, "Busy-loop processes at most during busy phases.", flag_values=FLAGS)
+flags.DEFINE_integer("load_nice", 10, "Niceness of the busy loops: 10 ranks them below the app like background "
+                     "apps; 0 makes them compete as equals.", lower_bound=0, upper_bound=19,
+                     flag_values=FLAGS)  # fmt: skip
 flags.DEFINE_enum("storage", "packed", ["packed", "evolve"], "Which of the two models the replay runs.",
                   flag_values=FLAGS)  # fmt: skip
 
@@ -54,13 +58,29 @@ def pareto_fronts(points: dict[Any, tuple[float, float]]) -> list[list[Any]]:
     return fronts
 
 
-def select_configs(supernet: Any, dataset: Any, calibration: list[np.ndarray], k: int, candidates: int) -> list:
+def backbone_leaning_sample(space: Any, rng: random.Random, keep_op: float = 0.75) -> Any:
+    """A random float32 configuration whose blocks keep the largest configuration's op with probability
+    ``keep_op`` (other knobs uniform): most candidates then add no decomposition branch to the backbone."""
+    config = space.sample(rng, "fp32")
+    ops = [[b.op for b in stage] for stage in space.largest().stages]
+    stages = tuple(
+        tuple(dataclasses.replace(b, op=ops[s][i]) if rng.random() < keep_op else b for i, b in enumerate(stage))
+        for s, stage in enumerate(config.stages)
+    )
+    return dataclasses.replace(config, stages=stages)
+
+
+def select_configs(
+    supernet: Any, dataset: Any, calibration: list[np.ndarray], k: int, candidates: int, branch_budget: float
+) -> list:
     """The ``k`` configurations to export: the accuracy/MAC Pareto front of sampled ones, thinned evenly.
 
     Every candidate's validation accuracy is measured on the supernet after BatchNorm recalibration (the
-    recalibrated statistics are kept, so the export reuses them). The largest configuration is always
-    kept (it is the static full-model baseline); then whole fronts are taken best first, and the last
-    one needed is thinned evenly over MACs.
+    recalibrated statistics are kept, so the export reuses them). The largest and the smallest
+    configurations are always kept (the static baselines); then whole fronts are taken best first, the
+    last one needed thinned evenly over MACs. Candidates and picks are limited to decomposition branches
+    whose weights beyond the backbone fit ``branch_budget`` (so the evolve file stays near the full
+    model's size; :func:`tflite_adaspring.export.evolve.branch_bytes`).
 
     Args:
       supernet: the trained supernet.
@@ -68,28 +88,42 @@ def select_configs(supernet: Any, dataset: Any, calibration: list[np.ndarray], k
       calibration: BatchNorm recalibration batches.
       k: configurations wanted.
       candidates: random configurations sampled (plus the largest and the smallest).
+      branch_budget: a fraction of the largest configuration's weight bytes.
 
     Returns:
       Up to ``k`` configurations.
     """
+    from tflite_adaspring.export.evolve import branch_bytes
     from tflite_adaspring.training.trainer import accuracy
 
     space = supernet.space
+    largest, smallest = space.largest(), space.smallest()
+    budget = branch_budget * supernet.cost(largest).weight_bytes()
+
+    def fits(configs: list) -> bool:
+        return branch_bytes(supernet, configs) <= budget
+
     rng = random.Random(0)
-    pool = list(
-        dict.fromkeys([space.largest(), space.smallest(), *(space.sample(rng, "fp32") for _ in range(candidates))])
-    )
+    pool = [largest, smallest]
+    for _ in range(100 * candidates):
+        if len(pool) >= candidates + 2:
+            break
+        c = backbone_leaning_sample(space, rng)
+        if c not in pool and fits([c]):
+            pool.append(c)
     points = {c: (float(supernet.cost(c).macs), accuracy(supernet, c, dataset.val, calibration)) for c in pool}
-    chosen = [space.largest()]
+    chosen = [largest, smallest]
     for front in pareto_fronts(points):
         front = [c for c in front if c not in chosen]
         room = k - len(chosen)
         if len(front) > room:
             front = [front[int(i)] for i in np.linspace(0, len(front) - 1, room)] if room > 0 else []
-        chosen += front
+        for c in front:
+            if fits([*chosen, c]):
+                chosen.append(c)
         if len(chosen) >= k:
             break
-    return chosen
+    return chosen[:k]
 
 
 def ensure_model(task: str, folder: Path, epochs: int, k: int, candidates: int = 48) -> Path:
@@ -103,6 +137,7 @@ def ensure_model(task: str, folder: Path, epochs: int, k: int, candidates: int =
     from tflite_adaspring.cli.train_cmd import train_run
     from tflite_adaspring.export import export_packed
     from tflite_adaspring.export.evolve import evolve_from_packed
+    from tflite_adaspring.export.pipeline import EVOLVE_BRANCH_BUDGET
     from tflite_adaspring.metadata import save_model
     from tflite_adaspring.training.run import load_run
 
@@ -117,7 +152,7 @@ def ensure_model(task: str, folder: Path, epochs: int, k: int, candidates: int =
     calibration = [dataset.train[0][i : i + n] for i in range(0, min(len(dataset.train[0]), 16 * n), n)]
     start = time.perf_counter()
     print(f"measuring the validation accuracy of {candidates + 2} candidate configurations to pick {k} ...")
-    configs = select_configs(supernet, dataset, calibration, k, candidates)
+    configs = select_configs(supernet, dataset, calibration, k, candidates, EVOLVE_BRANCH_BUDGET)
     print(f"picked in {time.perf_counter() - start:.0f} s; exporting {len(configs)} configurations ...")
     start = time.perf_counter()
     model = export_packed(supernet, configs, dataset, calibration, task)
@@ -190,11 +225,17 @@ def run(fv: flags.FlagValues) -> int:
     built_s = time.perf_counter() - start
     x, y = data.load(fv.task).test
     settings = ReplaySettings(
-        windows=fv.windows, invokes=fv.invokes, pace_s=fv.pace, threads=fv.threads, max_workers=fv.load_workers
+        windows=fv.windows,
+        invokes=fv.invokes,
+        pace_s=fv.pace,
+        threads=fv.threads,
+        max_workers=fv.load_workers,
+        load_nice=fv.load_nice,
     )
     print(
         f"\nreplaying a {settings.duration_s / 60:.0f}-minute simulated day in {settings.windows} windows on "
-        f"{model_path.name} (busy phases start {settings.max_workers} real busy-loop processes)\n{HEADER}"
+        f"{model_path.name} (busy phases start {settings.max_workers} real busy-loop processes at nice "
+        f"{settings.load_nice})\n{HEADER}"
     )
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)  # so the load processes are cleaned up
     try:

@@ -1,6 +1,10 @@
 """Real CPU contention on demand: background busy-loop processes that are always cleaned up.
 
-Each worker is a separate Python process (``python -S -c ...``) spinning on one core. Workers are
+Each worker is a separate Python process (``python -S -c ...``) spinning on one core, at a lower
+scheduling priority (``nice``, 10 by default) like the background apps that Android and desktop
+schedulers rank below the foreground app: they take every cycle the app leaves idle (``/proc/stat``
+shows them as contention) but do not hold the app's thread off the CPU for whole time slices.
+``nice=0`` makes them compete as equals. Workers are
 stopped by :meth:`BusyLoad.set`, :meth:`BusyLoad.close`, the context manager, an ``atexit`` hook, and,
 if this process dies without any of those (``SIGKILL``), by themselves: a worker exits as soon as its
 parent process is gone.
@@ -13,10 +17,12 @@ import os
 import subprocess
 import sys
 
-# The worker: spin until the parent that started it is gone (then the process is re-parented).
+# The worker: lower its priority, then spin until the parent that started it is gone (then the process
+# is re-parented).
 WORKER_CODE = """
 import os, sys
 parent = int(sys.argv[1])
+os.nice(int(sys.argv[2]))
 while os.getppid() == parent:
     for _ in range(200000):
         pass
@@ -28,12 +34,16 @@ class BusyLoad:
 
     Args:
       max_workers: upper bound of :meth:`set` (each worker keeps one core busy).
+      nice: the workers' niceness increment (0..19; see the module docstring).
     """
 
-    def __init__(self, max_workers: int = 2):
+    def __init__(self, max_workers: int = 2, nice: int = 10):
         if max_workers < 0:
             raise ValueError(f"max_workers must be >= 0, got {max_workers}")
+        if not 0 <= nice <= 19:
+            raise ValueError(f"nice must be in 0..19, got {nice}")
         self.max_workers = max_workers
+        self.nice = nice
         self._workers: list[subprocess.Popen] = []
         atexit.register(self.close)
 
@@ -60,7 +70,7 @@ class BusyLoad:
         while len(self._workers) < n:
             self._workers.append(
                 subprocess.Popen(
-                    [sys.executable, "-S", "-c", WORKER_CODE, str(os.getpid())],
+                    [sys.executable, "-S", "-c", WORKER_CODE, str(os.getpid()), str(self.nice)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

@@ -41,6 +41,7 @@ class ReplaySettings:
       pace_s: real seconds per window at least (lets the load and the context readings settle).
       settle_s: real seconds between changing the load and reading the context.
       max_workers: busy-loop processes at most (the trace asks for 1-3 busy threads).
+      load_nice: their niceness (:class:`BusyLoad`: 10 = background apps, 0 = equals of the app).
       threads: LiteRT threads.
       seed: seed of the simulated day.
       ema_alpha: the search's per-invoke latency-EMA weight: small, because a window runs many invokes
@@ -53,6 +54,7 @@ class ReplaySettings:
     pace_s: float = 0.35
     settle_s: float = 0.15
     max_workers: int = 2
+    load_nice: int = 10
     threads: int = 1
     seed: int = 0
     ema_alpha: float = 0.002
@@ -135,7 +137,7 @@ def replay(
     monitor = monitor or ContextMonitor()
     records = []
     load_before = os.getloadavg()
-    with BusyLoad(settings.max_workers) as load:
+    with BusyLoad(settings.max_workers, settings.load_nice) as load:
         for i in range(settings.windows):
             start = time.monotonic()
             t = settings.duration_s * i / settings.windows

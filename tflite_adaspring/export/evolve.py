@@ -1,10 +1,13 @@
 """Evolve export: the backbone weights once plus a small graph skeleton per configuration.
 
-The file is a valid single-signature ``.tflite`` of the fastest configuration (what a plain LiteRT
-program runs) carrying the ``adaspring`` table (``storage_mode: "evolve"``) and the ``adaspring_evolve``
-container (:mod:`tflite_adaspring.runtime.evolve_store`): the supernet tensors the configurations use,
-each configuration's recalibrated BatchNorm statistics, and one skeleton per configuration - its
-converted subgraph with every weight buffer emptied and replaced by a recipe.
+The file is a valid single-signature ``.tflite`` of the largest float32 configuration (what a plain
+LiteRT program runs: the most accurate one) carrying the ``adaspring`` table (``storage_mode: "evolve"``)
+and the ``adaspring_evolve`` container (:mod:`tflite_adaspring.runtime.evolve_store`): the supernet
+tensors the other configurations use, each configuration's recalibrated BatchNorm statistics, and one
+skeleton per configuration - its converted subgraph with every weight buffer emptied and replaced by a
+recipe. Kernels that the primary graph holds whole (its convolutions, depthwise convolutions and dense
+layers, BatchNorm folded) are not stored again: the container names them as graph tensors, which the
+reader unfolds, so the backbone's weights are in the file once.
 
 Recipes are not guessed from the converter's layout: every float constant of every configuration's
 converted subgraph is matched against the candidates the supernet can derive for that configuration
@@ -27,6 +30,7 @@ from tflite_adaspring.errors import ModelFormatError
 from tflite_adaspring.metadata import _pack, _schema, _unpack, read_metadata, write_metadata, write_metadata_entry
 from tflite_adaspring.runtime.evolve_store import (
     EVOLVE_METADATA_NAME,
+    GRAPH_KINDS,
     Skeleton,
     StrippedBuffer,
     WeightDeriver,
@@ -324,6 +328,36 @@ def extract_signature(model: Any, subgraph: int, strip: dict[int, dict[str, Any]
 # the export
 
 
+def branch_bytes(supernet: Supernet, configs: Sequence[Config]) -> int:
+    """Bytes an evolve file stores for ``configs`` beyond the backbone (the largest configuration's weights).
+
+    The largest configuration is the file's primary graph and holds the backbone; every other
+    (stage, block, op) branch a configuration uses adds its float32 weights at the widest width any
+    configuration uses it, and a fp16/int8 configuration adds its whole quantised weights (kept in its
+    skeleton). Used to keep an evolve file near the full model's size.
+
+    Args:
+      supernet: the supernet.
+      configs: the configurations.
+
+    Returns:
+      Bytes beyond the backbone.
+    """
+    largest = supernet.space.largest()
+    widest: dict[tuple[int, int, str], float] = {}
+    extra = 0
+    for config in configs:
+        if config.precision != "fp32":
+            extra += supernet.cost(config).weight_bytes(config.precision)
+        for s, stage in enumerate(config.stages):
+            for b, choice in enumerate(stage):
+                if choice.op != largest.stages[s][b].op:
+                    key = (s, b, choice.op)
+                    widest[key] = max(widest.get(key, 0.0), choice.width)
+    blocks = supernet.net.stages
+    return extra + 4 * sum(blocks[s].blocks[b].branch(op).cost(w, 1).params for (s, b, op), w in widest.items())
+
+
 def _configs_of(supernet: Supernet, metadata: Any) -> list[Config]:
     return [supernet.space.config_from_json(row.config) for row in metadata.signatures]
 
@@ -369,8 +403,8 @@ def evolve_from_packed(
         if row.precision == "fp32"
     }
     deriver = WeightDeriver(builder.tensors)
-    primary = min(metadata.signatures, key=lambda r: r.latency_ms).key  # the fastest runs in plain LiteRT
-    skeletons, worst, underivable = [], {}, []
+    primary = _primary_key(metadata)
+    skeletons, worst, underivable, graph_tensors = [], {}, [], {}
     for row in metadata.signatures:
         graph = subgraphs[row.key]
         if row.precision != "fp32":  # quantised weights are not derivable from the float supernet: kept as they are
@@ -388,12 +422,13 @@ def evolve_from_packed(
         for m in matches:
             worst[m.recipe["kind"]] = max(worst.get(m.recipe["kind"], 0.0), m.max_abs_diff)
         if row.key == primary:
+            graph_tensors = _graph_tensors(matches, builder.tensors)
             continue
         flatbuffer, layout = extract_signature(model, graph, {m.tensor: m.recipe for m in matches})
         total = align(layout[-1].offset + layout[-1].nbytes) if layout else len(flatbuffer)
         skeletons.append(Skeleton(row.key, flatbuffer, total, tuple(layout)))
-    stored = _used_prefixes(skeletons, builder.tensors)
-    container = pack_container(stored, skeletons)
+    stored = _used_prefixes(skeletons, builder.tensors, graph_tensors)
+    container = pack_container(stored, skeletons, graph_tensors)
     main, _ = extract_signature(model, subgraphs[primary])
     evolve_meta = dataclasses.replace(metadata, storage_mode="evolve")
     out = write_metadata_entry(write_metadata(main, evolve_meta), EVOLVE_METADATA_NAME, container)
@@ -410,6 +445,8 @@ def evolve_from_packed(
         "skeleton_bytes": int(sum(len(s.flatbuffer) for s in skeletons)),  # before zlib
         "container_bytes": len(container),
         "primary_bytes": len(main),
+        "primary": primary,
+        "graph_tensor_bytes": int(sum(builder.tensors[n].nbytes for n in graph_tensors)),
         "configs": len(metadata.signatures),
         "max_abs_diff": worst,
         "underivable": underivable,
@@ -417,8 +454,36 @@ def evolve_from_packed(
     return out, report
 
 
-def _used_prefixes(skeletons: list[Skeleton], tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The tensors the skeletons' recipes read, each cut to the largest prefix any recipe reads.
+def _primary_key(metadata: Any) -> str:
+    """The configuration the file runs itself: the largest float32 one (else the fastest)."""
+    fp32 = [r for r in metadata.signatures if r.precision == "fp32"]
+    if fp32:
+        return max(fp32, key=lambda r: (r.params, r.latency_ms)).key
+    return min(metadata.signatures, key=lambda r: r.latency_ms).key
+
+
+def _graph_tensors(matches: list[Match], tensors: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Supernet kernels the primary graph holds whole: name -> graph reference (see evolve_store)."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in matches:
+        r = m.recipe
+        if r["kind"] not in GRAPH_KINDS or r["kernel"] in out:
+            continue
+        shape = tensors[r["kernel"]].shape
+        full = {"conv": (2, 3), "depthwise": (2,), "dense": (0, 1)}[r["kind"]]
+        extent = {"conv": (r.get("in"), r.get("out")), "depthwise": (r.get("out"),),
+                  "dense": (r.get("in"), r.get("out"))}[r["kind"]]  # fmt: skip
+        if all(e is None or int(e) == shape[axis] for e, axis in zip(extent, full)):
+            out[r["kernel"]] = {"tensor": int(m.tensor), "kind": r["kind"], "shape": [int(d) for d in shape],
+                                "bn": r.get("bn")}  # fmt: skip
+    return out
+
+
+def _used_prefixes(
+    skeletons: list[Skeleton], tensors: dict[str, np.ndarray], graph_tensors: dict[str, dict[str, Any]]
+) -> dict[str, np.ndarray]:
+    """The tensors the skeletons' recipes and the graph tensors' BatchNorms read, each cut to the largest
+    prefix any of them reads; graph tensors themselves are left out (the graph holds them).
 
     Recipes only read prefix slices (``in``/``out``/``n``), so a branch used only at narrow widths
     stores only its narrow part; SVD recipes read their whole kernel.
@@ -434,25 +499,29 @@ def _used_prefixes(skeletons: list[Skeleton], tensors: dict[str, np.ndarray]) ->
             limit = limits.get(axis)
             current[axis] = max(current[axis], shape[axis] if limit is None else min(int(limit), shape[axis]))
 
-    for skeleton in skeletons:
-        for buffer in skeleton.buffers:
-            r = buffer.recipe
-            kind = r["kind"]
-            if kind == "conv":
-                use(r["kernel"], {0: None, 1: None, 2: r.get("in"), 3: r.get("out")})
-            elif kind == "depthwise":
-                use(r["kernel"], {2: r.get("out")})
-            elif kind == "dense":
-                use(r["kernel"], {0: r.get("in"), 1: r.get("out")})
-            elif kind == "bias":
-                use(r.get("bias"), {0: r["out"]})
-            elif kind.startswith("svd_"):
-                use(r["kernel"], {})
-                use(r.get("align"), {})
-            if r.get("bn"):
-                for field in ("gamma", "beta", "mean", "var"):
-                    use(r["bn"][field], {0: r["bn"]["n"]})
-    return {name: np.ascontiguousarray(tensors[name][tuple(slice(0, e) for e in ext)]) for name, ext in extents.items()}
+    recipes = [b.recipe for skeleton in skeletons for b in skeleton.buffers]
+    recipes += [{"kind": "graph", "bn": ref["bn"]} for ref in graph_tensors.values()]
+    for r in recipes:
+        kind = r["kind"]
+        if kind == "conv":
+            use(r["kernel"], {0: None, 1: None, 2: r.get("in"), 3: r.get("out")})
+        elif kind == "depthwise":
+            use(r["kernel"], {2: r.get("out")})
+        elif kind == "dense":
+            use(r["kernel"], {0: r.get("in"), 1: r.get("out")})
+        elif kind == "bias":
+            use(r.get("bias"), {0: r["out"]})
+        elif kind.startswith("svd_"):
+            use(r["kernel"], {})
+            use(r.get("align"), {})
+        if r.get("bn"):
+            for field in ("gamma", "beta", "mean", "var"):
+                use(r["bn"][field], {0: r["bn"]["n"]})
+    return {
+        name: np.ascontiguousarray(tensors[name][tuple(slice(0, e) for e in ext)])
+        for name, ext in extents.items()
+        if name not in graph_tensors
+    }
 
 
 def export_evolve(

@@ -5,7 +5,9 @@
 3. the accuracy predictor: fitted on >= 100 sampled configurations measured on the validation split
    (cached in a samples file when one is given);
 4. search the whole space with the predictors, select K configurations covering the front, always with
-   the largest and the smallest;
+   the largest and the smallest; for ``evolve`` storage, only configurations whose decomposition branches
+   beyond the backbone fit :data:`EVOLVE_BRANCH_BUDGET` (a fraction of the largest configuration's weight
+   bytes), so the file stays near the full model's size whatever K is;
 5. export them (:func:`~tflite_adaspring.export.packed.build_packed`): real latency and accuracy.
 """
 
@@ -25,6 +27,8 @@ from tflite_adaspring.profiling.lut import LatencyLUT, build_lut
 from tflite_adaspring.profiling.pareto import Candidate, Evaluator, extremes, restrict_precisions, search, select_k
 from tflite_adaspring.profiling.plan import SubnetPlanner
 from tflite_adaspring.space import PRECISIONS
+
+EVOLVE_BRANCH_BUDGET = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +113,24 @@ def plan_export(
     seed: int = 0,
     population: int = 64,
     generations: int = 40,
+    branch_budget: float | None = None,
 ) -> ExportPlan:
-    """Searches the space with the predictors and selects K configurations (see the module docstring)."""
+    """Searches the space with the predictors and selects K configurations (see the module docstring).
+
+    ``branch_budget`` (a fraction of the largest configuration's float32 weight bytes) caps the
+    decomposition-branch weights the selection may add beyond the backbone (evolve storage); None: no cap.
+    """
     space = restrict_precisions(supernet.space, precisions)
     evaluate = Evaluator(supernet, lut, predictor, threads)
     front = search(space, evaluate, population=population, generations=generations, seed=seed)
     required = [evaluate(c) for c in extremes(space)]
-    chosen = select_k(front, k, required)
+    if branch_budget is None:
+        chosen = select_k(front, k, required)
+    else:
+        from tflite_adaspring.export.evolve import branch_bytes
+
+        budget = int(branch_budget * supernet.cost(supernet.space.largest()).weight_bytes())
+        chosen = select_k(front, k, required, lambda configs: branch_bytes(supernet, configs), budget)
     return ExportPlan(chosen, len(front), evaluate.evaluated, predictor, lut)
 
 
@@ -167,8 +182,10 @@ def export_run(
     if samples_cache:
         ap.save_samples(samples_cache, supernet.space, checkpoint, cache)
     log(f"accuracy predictor: {predictor.samples} configs, cross-validated Spearman {predictor.cv_spearman:.3f}")
-    plan = plan_export(supernet, lut, predictor, k, precisions, threads, seed)
-    log(f"search: {plan.evaluated} configurations evaluated, predicted front of {plan.front_size}; exporting {k}")
+    budget = EVOLVE_BRANCH_BUDGET if mode == "evolve" else None
+    plan = plan_export(supernet, lut, predictor, k, precisions, threads, seed, branch_budget=budget)
+    log(f"search: {plan.evaluated} configurations evaluated, predicted front of {plan.front_size}; "
+        f"exporting {len(plan.candidates)}")  # fmt: skip
     export = build_packed(
         supernet,
         [c.config for c in plan.candidates],

@@ -263,28 +263,47 @@ def _normalised(cands: Sequence[Candidate]) -> np.ndarray:
     return (raw - lo) / np.where(hi > lo, hi - lo, 1.0)
 
 
-def select_k(front: Sequence[Candidate], k: int, required: Sequence[Candidate]) -> list[Candidate]:
+def select_k(
+    front: Sequence[Candidate],
+    k: int,
+    required: Sequence[Candidate],
+    extra_bytes: Callable[[Sequence[Config]], int] | None = None,
+    budget_bytes: int | None = None,
+) -> list[Candidate]:
     """K candidates covering the front: the required ones plus farthest-point picks, sorted by latency.
 
     Args:
       front: the front (e.g. from :func:`search`).
       k: how many to pick (>= len(required)).
       required: candidates that must be included (e.g. the largest and the smallest).
+      extra_bytes: storage the chosen configurations need beyond a shared backbone (e.g.
+        :func:`tflite_adaspring.export.evolve.branch_bytes`); with ``budget_bytes``, a pick that would
+        raise it above the budget is skipped (the required ones are always taken).
+      budget_bytes: the storage budget for ``extra_bytes``.
 
     Returns:
-      ``min(k, |front ∪ required|)`` distinct candidates sorted by latency.
+      ``min(k, |front ∪ required|)`` distinct candidates (fewer when the budget excludes the rest),
+      sorted by latency.
     """
     pool = list({c.config: c for c in [*required, *front]}.values())
     if k < len({c.config for c in required}):
         raise ValueError(f"k = {k} is smaller than the {len(required)} required configurations")
+    budgeted = extra_bytes is not None and budget_bytes is not None
     points = _normalised(pool)
     chosen = [i for i, c in enumerate(pool) if c.config in {r.config for r in required}]
     nearest = np.full(len(pool), np.inf)
     for i in chosen:
         nearest = np.minimum(nearest, np.linalg.norm(points - points[i], axis=1))
+    excluded = np.zeros(len(pool), bool)
     while len(chosen) < min(k, len(pool)):
         nearest[chosen] = -1.0
+        nearest[excluded] = -1.0
         pick = int(np.argmax(nearest))
+        if nearest[pick] < 0:
+            break  # everything left is over the budget
+        if budgeted and extra_bytes([pool[i].config for i in [*chosen, pick]]) > budget_bytes:
+            excluded[pick] = True
+            continue
         chosen.append(pick)
         nearest = np.minimum(nearest, np.linalg.norm(points - points[pick], axis=1))
     return sorted((pool[i] for i in chosen), key=lambda c: (c.latency_ms, c.config.id))

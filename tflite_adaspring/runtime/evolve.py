@@ -27,6 +27,7 @@ from tflite_adaspring.runtime.evolve_store import (
     EvolveContainer,
     WeightDeriver,
     assemble,
+    resolve_graph_tensors,
     unpack_container,
 )
 from tflite_adaspring.runtime.slots import BuildDone, ConfigSlot, ModelHandle, check_same_ports, seal, signature_slot
@@ -36,13 +37,13 @@ _POLL_S = 1.0  # how often an idle builder checks whether its storage still exis
 
 
 def read_evolve_container(source: bytes | str) -> EvolveContainer:
-    """Reads the ``adaspring_evolve`` entry of a model.
+    """Reads the ``adaspring_evolve`` entry of a model, graph tensors resolved from the model's graph.
 
     Args:
       source: model bytes or path.
 
     Returns:
-      The decoded container.
+      The decoded container (its ``tensors`` include the unfolded graph tensors).
 
     Raises:
       ModelFormatError: the entry is missing or malformed.
@@ -50,15 +51,36 @@ def read_evolve_container(source: bytes | str) -> EvolveContainer:
     buf, name = _model_bytes(source)
     try:
         raw = _find_entry(buf, EVOLVE_METADATA_NAME)
+        if raw is None:
+            raise ModelFormatError(
+                f"{name}: storage_mode is 'evolve' but the model has no '{EVOLVE_METADATA_NAME}' entry; "
+                "re-export it with `adaspring export --mode evolve`"
+            )
+        container = unpack_container(raw)
+        return resolve_graph_tensors(container, lambda index: _graph_constant(buf, index, name))
     finally:
         if isinstance(buf, mmap.mmap):
             buf.close()
-    if raw is None:
-        raise ModelFormatError(
-            f"{name}: storage_mode is 'evolve' but the model has no '{EVOLVE_METADATA_NAME}' entry; "
-            "re-export it with `adaspring export --mode evolve`"
-        )
-    return unpack_container(raw)
+
+
+def _graph_constant(buf: Any, index: int, name: str) -> np.ndarray:
+    """A float32 constant of subgraph 0 (a copy: the buffer may be an mmap that is closed afterwards)."""
+    model = _schema().Model.GetRootAs(buf, 0)
+    graph = model.Subgraphs(0)
+    if graph is None or not 0 <= index < graph.TensorsLength():
+        raise ModelFormatError(f"{name}: evolve graph tensor {index} does not exist; re-export the model")
+    tensor = graph.Tensors(index)
+    buffer = model.Buffers(tensor.Buffer())
+    shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+    if buffer.DataLength():
+        data = buffer.DataAsNumpy().tobytes()
+    elif buffer.Offset() > 1:
+        data = bytes(buf[buffer.Offset() : buffer.Offset() + buffer.Size()])
+    else:
+        data = b""
+    if tensor.Type() != 0 or len(data) != 4 * int(np.prod(shape)):
+        raise ModelFormatError(f"{name}: evolve graph tensor {index} is not a float32 constant of shape {shape}")
+    return np.frombuffer(data, np.float32).reshape(shape).copy()
 
 
 def _skeleton_ports(flatbuffer: bytes) -> tuple[str, set[str], set[str]]:

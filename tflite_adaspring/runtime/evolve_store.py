@@ -1,14 +1,17 @@
 """The ``evolve`` storage format: backbone weights stored once plus one weightless skeleton per configuration.
 
 An evolve-mode ``.tflite`` is a valid single-signature model (one configuration with its weights: what a
-plain LiteRT program runs) with two metadata entries: ``adaspring`` (the configuration table,
-``storage_mode: "evolve"``) and ``adaspring_evolve``, a versioned container::
+plain LiteRT program runs; the export picks the largest float32 one) with two metadata entries:
+``adaspring`` (the configuration table, ``storage_mode: "evolve"``) and ``adaspring_evolve``, a versioned
+container::
 
-    b"ADAEVOLV" | uint32 version | uint32 header bytes | header JSON | zero padding to 16 | data
+    b"ADAEVOLV" | uint32 version | uint32 header bytes | header | zero padding to 16 | data
 
-All integers are little-endian. The header JSON is::
+All integers are little-endian. The header is JSON, zlib-compressed since version 2 (its recipes
+repeat the same few keys hundreds of times)::
 
     {"tensors": {name: {"dtype": "float32", "shape": [...], "offset": o, "nbytes": n}},
+     "graph_tensors": {name: {"tensor": i, "kind": "conv", "shape": [...], "bn": {...} or null}},
      "skeletons": {key: {"offset": o, "nbytes": n, "encoding": "zlib", "model_nbytes": m,
                          "buffers": [{"offset": b, "shape": [...], "dtype": "float32", "recipe": {...}}]}}}
 
@@ -20,6 +23,12 @@ configuration's converted single-signature flatbuffer whose weight buffers hold 
 (``m`` bytes in all), and its recipe says how to derive it from the tensors with numpy
 (:class:`WeightDeriver`). Layouts are LiteRT's: conv filters OHWI, depthwise
 filters ``[1, H, W, C]``, fully connected weights ``[out, in]``.
+
+A graph tensor (format version 2) is a supernet kernel that is not stored: the model's own graph holds
+it, as constant tensor ``i`` of its subgraph 0, in the form the recipe ``kind`` (``conv``, ``depthwise`` or
+``dense``, at full extent, with the BatchNorm ``bn`` folded in) gives; the reader inverts that recipe
+(:func:`unfold_graph_tensor`: transpose back, divide by the BatchNorm scale) so the backbone weights are
+in the file once. Version-1 containers have no graph tensors and are still read.
 
 Recipes (``n``/``in``/``out`` are prefix slices: channels are kept in importance order; ``bn`` is
 ``{"gamma", "beta", "mean", "var": tensor names, "eps": float, "n": channels}`` with
@@ -56,7 +65,7 @@ import math
 import struct
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -64,7 +73,7 @@ import numpy as np
 from tflite_adaspring.errors import ModelFormatError, SchemaVersionError
 
 EVOLVE_METADATA_NAME = "adaspring_evolve"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"ADAEVOLV"
 ALIGNMENT = 16
 DTYPES = ("float32", "float16", "int32")
@@ -135,29 +144,37 @@ class EvolveContainer:
     """The decoded ``adaspring_evolve`` entry.
 
     Attributes:
-      tensors: name -> read-only array (views into the payload).
+      tensors: name -> read-only array (views into the payload; after
+        :func:`resolve_graph_tensors`, the graph tensors too).
       skeletons: signature key -> skeleton.
+      graph_tensors: name -> how to read it from the model's graph (see the module docstring).
     """
 
     tensors: dict[str, np.ndarray]
     skeletons: dict[str, Skeleton]
+    graph_tensors: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def tensor_bytes(self) -> int:
-        """Bytes of all stored tensors."""
-        return sum(t.nbytes for t in self.tensors.values())
+        """Bytes of the tensors stored in the container (graph tensors live in the graph)."""
+        return sum(t.nbytes for n, t in self.tensors.items() if n not in self.graph_tensors)
 
 
 # ---------------------------------------------------------------------------------------------
 # writing
 
 
-def pack_container(tensors: Mapping[str, np.ndarray], skeletons: list[Skeleton]) -> bytes:
+def pack_container(
+    tensors: Mapping[str, np.ndarray],
+    skeletons: list[Skeleton],
+    graph_tensors: Mapping[str, dict[str, Any]] | None = None,
+) -> bytes:
     """Serialises tensors and skeletons into the container format.
 
     Args:
       tensors: name -> array (dtype in :data:`DTYPES`).
-      skeletons: the skeletons (their recipes must only name ``tensors``).
+      skeletons: the skeletons (their recipes must only name ``tensors`` or ``graph_tensors``).
+      graph_tensors: name -> graph reference (see the module docstring); their ``bn`` must name ``tensors``.
 
     Returns:
       The container bytes.
@@ -185,10 +202,14 @@ def pack_container(tensors: Mapping[str, np.ndarray], skeletons: list[Skeleton])
         offset = place(array.tobytes())
         tensor_index[name] = {"dtype": array.dtype.name, "shape": list(array.shape), "offset": offset,
                               "nbytes": array.nbytes}  # fmt: skip
+    graph_index = dict(graph_tensors or {})
+    for name, ref in graph_index.items():
+        _check_graph_tensor(name, ref, tensor_index)
+    known = {**tensor_index, **graph_index}
     skeleton_index = {}
     for skeleton in skeletons:
         for buffer in skeleton.buffers:
-            _check_recipe(buffer.recipe, tensor_index, f"skeleton {skeleton.key}")
+            _check_recipe(buffer.recipe, known, f"skeleton {skeleton.key}")
         compressed = zlib.compress(skeleton.flatbuffer, 9)
         skeleton_index[skeleton.key] = {
             "offset": place(compressed),
@@ -200,7 +221,8 @@ def pack_container(tensors: Mapping[str, np.ndarray], skeletons: list[Skeleton])
                 for b in skeleton.buffers
             ],
         }
-    header = json.dumps({"tensors": tensor_index, "skeletons": skeleton_index}, separators=(",", ":")).encode()
+    header = {"tensors": tensor_index, "graph_tensors": graph_index, "skeletons": skeleton_index}
+    header = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     head = _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
     return head + b"\0" * (align(len(head)) - len(head)) + b"".join(blobs)
 
@@ -233,6 +255,19 @@ def _check_recipe(recipe: Any, tensors: Mapping[str, Any], where: str) -> None:
         raise _fail(f"{where}: recipe {recipe['kind']} names unknown tensors {missing}")
 
 
+GRAPH_KINDS = ("conv", "depthwise", "dense")
+
+
+def _check_graph_tensor(name: str, ref: Any, tensors: Mapping[str, Any]) -> None:
+    where = f"graph tensor {name!r}"
+    if not isinstance(ref, dict) or ref.get("kind") not in GRAPH_KINDS or not isinstance(ref.get("tensor"), int):
+        raise _fail(f"{where}: malformed reference {ref!r}; kinds: {GRAPH_KINDS}")
+    if not isinstance(ref.get("shape"), list) or not all(isinstance(d, int) and d > 0 for d in ref["shape"]):
+        raise _fail(f"{where}: malformed shape {ref.get('shape')!r}")
+    if ref.get("bn") is not None:
+        _check_recipe({"kind": "bias", "out": 0, "bn": ref["bn"]}, tensors, where)
+
+
 def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
     """Decodes and validates an ``adaspring_evolve`` entry (tensors are zero-copy views).
 
@@ -259,9 +294,13 @@ def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
     if start > len(data):
         raise _fail("header extends past the end of the entry (truncated?)")
     try:
-        header = json.loads(bytes(data[_HEAD.size : _HEAD.size + header_len]).decode("utf-8"))
+        header = bytes(data[_HEAD.size : _HEAD.size + header_len])
+        header = json.loads((zlib.decompress(header) if version >= 2 else header).decode("utf-8"))
         tensor_index, skeleton_index = header["tensors"], header["skeletons"]
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        graph_index = header.get("graph_tensors", {}) if version >= 2 else {}
+        if not isinstance(graph_index, dict):
+            raise TypeError(f"graph_tensors is {type(graph_index).__name__}")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, zlib.error) as exc:
         raise _fail(f"header is not the expected JSON ({exc!r})") from exc
     body = data[start:]
 
@@ -283,6 +322,11 @@ def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
         array = np.frombuffer(raw, dtype=dtype).reshape(shape)
         array.flags.writeable = False
         tensors[name] = array
+    for name, ref in graph_index.items():
+        if name in tensors:
+            raise _fail(f"graph tensor {name!r} is also stored")
+        _check_graph_tensor(name, ref, tensors)
+    known = {**tensors, **graph_index}
     skeletons = {}
     for key, entry in skeleton_index.items():
         where = f"skeleton {key!r}"
@@ -298,7 +342,7 @@ def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
         try:
             model_nbytes = int(entry["model_nbytes"])
             for b in entry["buffers"]:
-                _check_recipe(b["recipe"], tensors, where)
+                _check_recipe(b["recipe"], known, where)
                 buffers.append(StrippedBuffer(int(b["offset"]), tuple(int(d) for d in b["shape"]), b["dtype"],
                                               b["recipe"]))  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
@@ -307,7 +351,68 @@ def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
             if b.dtype not in DTYPES or b.offset < len(flatbuffer) or b.offset + b.nbytes > model_nbytes:
                 raise _fail(f"{where}: buffer at {b.offset} ({b.dtype}, {b.shape}) does not fit the model layout")
         skeletons[key] = Skeleton(key, flatbuffer, model_nbytes, tuple(sorted(buffers, key=lambda b: b.offset)))
-    return EvolveContainer(tensors, skeletons)
+    return EvolveContainer(tensors, skeletons, graph_index)
+
+
+def unfold_graph_tensor(ref: Mapping[str, Any], constant: np.ndarray, tensors: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The supernet kernel behind a graph constant: the inverse of its recipe at full extent.
+
+    Args:
+      ref: the graph-tensor reference (``kind``, ``shape``, ``bn``).
+      constant: the graph's float32 constant (LiteRT layout, BatchNorm folded).
+      tensors: the stored tensors (for the BatchNorm reference).
+
+    Returns:
+      The kernel in the supernet's layout (read-only, float32). Channels whose BatchNorm scale is
+      exactly zero come back as zeros: every configuration multiplies them by a zero scale again.
+
+    Raises:
+      ModelFormatError: the constant does not have the shape the reference implies.
+    """
+    kind, shape = ref["kind"], tuple(ref["shape"])
+    rank = {"conv": 4, "depthwise": 4, "dense": 2}[kind]
+    if len(shape) != rank:
+        raise _fail(f"graph tensor of kind {kind} must have {rank} dimensions, got shape {shape}")
+    if kind == "conv":
+        layout = (shape[3], shape[0], shape[1], shape[2])
+    elif kind == "depthwise":
+        layout = (1, shape[0], shape[1], shape[2])
+    else:
+        layout = (shape[1], shape[0])
+    if tuple(constant.shape) != layout:
+        raise _fail(f"graph tensor of kind {kind}: constant has shape {tuple(constant.shape)}, expected {layout}")
+    if kind == "dense":
+        kernel = constant.T
+    elif kind == "conv":
+        kernel = constant.transpose(1, 2, 3, 0)
+    else:
+        kernel = constant[0][..., None]
+    kernel = np.asarray(kernel, np.float32)
+    if ref.get("bn") is not None:
+        scale = WeightDeriver(tensors).bn_affine(ref["bn"])[0]
+        scale = scale if kind != "depthwise" else scale[:, None]
+        kernel = np.divide(kernel, scale, out=np.zeros(kernel.shape, np.float32), where=scale != 0)
+    kernel = np.ascontiguousarray(kernel)
+    kernel.flags.writeable = False
+    return kernel
+
+
+def resolve_graph_tensors(container: EvolveContainer, constant: Callable[[int], np.ndarray]) -> EvolveContainer:
+    """The container with its graph tensors read from the model's graph and unfolded.
+
+    Args:
+      container: from :func:`unpack_container`.
+      constant: tensor index of the graph's subgraph 0 -> its float32 constant.
+
+    Returns:
+      A container whose ``tensors`` also hold the graph tensors.
+    """
+    if not container.graph_tensors:
+        return container
+    tensors = dict(container.tensors)
+    for name, ref in container.graph_tensors.items():
+        tensors[name] = unfold_graph_tensor(ref, constant(int(ref["tensor"])), container.tensors)
+    return dataclasses.replace(container, tensors=tensors)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 * **constraints** - predicted latency <= ``latency_budget_ms``; peak memory (weights + peak activations)
   <= min(``memory_available_bytes``, ``memory_cap_bytes``); accuracy >= ``min_accuracy``. Predicted latency
   is the export-host median times a learned device ratio (see :func:`observe_latency`) times the context's
-  ``cpu_contention`` (None -> 1), divided by ``cpu_freq_ratio`` when known.
+  ``cpu_contention`` (None -> 1), divided by the frequency cap ``cpu_freq_cap_ratio`` when known (else by
+  ``cpu_freq_ratio``): an idle CPU clocks down, so its current frequency says nothing about an invoke.
 * **objective** - ``lambda_accuracy * accuracy - energy_weight * energy / max(energy)``, with the energy
   weight chosen from battery, charging and energy mode by :func:`energy_weight`.
 * **nothing feasible** - take the configuration with the smallest normalised violation sum (latency
@@ -124,10 +125,12 @@ def latency_factor(context: ContextSnapshot) -> float:
       context: the current context.
 
     Returns:
-      ``cpu_contention`` (None -> 1) divided by ``cpu_freq_ratio`` (when known and > 0).
+      ``cpu_contention`` (None -> 1) divided by ``cpu_freq_cap_ratio``, the highest frequency the CPUs may
+      reach now (an invoke ramps the clock up to it; the current frequency of an idle CPU is no guide), or
+      by ``cpu_freq_ratio`` when the cap is unknown (hosts and traces that only report the current clock).
     """
     factor = context.cpu_contention if context.cpu_contention is not None and context.cpu_contention > 0 else 1.0
-    ratio = context.cpu_freq_ratio
+    ratio = context.cpu_freq_cap_ratio if context.cpu_freq_cap_ratio is not None else context.cpu_freq_ratio
     if ratio is not None and ratio > 0:
         factor /= ratio
     return factor
