@@ -463,10 +463,16 @@ def _primary_key(metadata: Any) -> str:
 
 
 def _graph_tensors(matches: list[Match], tensors: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """Supernet kernels the primary graph holds whole: name -> graph reference (see evolve_store)."""
+    """Supernet kernels the primary graph holds whole: name -> graph reference (see evolve_store).
+
+    Convolutions, depthwise convolutions and dense layers at full extent qualify, and so does a head at
+    full rank (its constant is the kernel itself; lower-rank heads are derived from it by SVD).
+    """
     out: dict[str, dict[str, Any]] = {}
     for m in matches:
         r = m.recipe
+        if r["kind"] == "svd_product" and int(r["rank"]) == min(tensors[r["kernel"]].shape):
+            r = {"kind": "dense", "kernel": r["kernel"]}  # a full-rank head is its kernel, transposed
         if r["kind"] not in GRAPH_KINDS or r["kernel"] in out:
             continue
         shape = tensors[r["kernel"]].shape

@@ -28,7 +28,7 @@ from tflite_adaspring.profiling.pareto import Candidate, Evaluator, extremes, re
 from tflite_adaspring.profiling.plan import SubnetPlanner
 from tflite_adaspring.space import PRECISIONS
 
-EVOLVE_BRANCH_BUDGET = 0.05
+EVOLVE_BRANCH_BUDGET = 0.03
 
 
 @dataclasses.dataclass(frozen=True)
