@@ -26,7 +26,7 @@ flags.DEFINE_string("work", "runs/bench/export", "Folder for the exported models
 flags.DEFINE_string("results", "docs/results", "Where the JSON and markdown go.", flag_values=FLAGS)
 flags.DEFINE_integer("signatures", 16, "K.", flag_values=FLAGS)
 flags.DEFINE_integer("threads", 1, "LiteRT threads.", flag_values=FLAGS)
-flags.DEFINE_integer("predictor_samples", 120, "Configurations measured for the accuracy predictor.",
+flags.DEFINE_integer("predictor_samples", 240, "Configurations measured for the accuracy predictor.",
                      flag_values=FLAGS)  # fmt: skip
 
 LIMITS = {"fastest_vs_largest": 5.0, "fp32_size_ratio": 3.0, "mixed_size_ratio": 2.0, "twin_loss_points": 1.5}

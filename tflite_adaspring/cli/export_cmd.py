@@ -20,7 +20,7 @@ flags.DEFINE_string("lut", None, "Latency table from `adaspring profile` (defaul
 flags.DEFINE_enum("mode", "packed", ["packed", "evolve"], "Storage mode.", flag_values=FLAGS)
 flags.DEFINE_integer("threads", 1, "LiteRT threads for predicted and measured latency.", lower_bound=1,
                      flag_values=FLAGS)  # fmt: skip
-flags.DEFINE_integer("predictor_samples", 120, "Sampled configurations measured to fit the accuracy predictor.",
+flags.DEFINE_integer("predictor_samples", 240, "Sampled configurations measured to fit the accuracy predictor.",
                      lower_bound=10, flag_values=FLAGS)  # fmt: skip
 flags.DEFINE_string("samples_cache", None, "JSON file caching those accuracy measurements between exports.",
                     flag_values=FLAGS)  # fmt: skip

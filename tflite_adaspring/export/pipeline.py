@@ -23,6 +23,7 @@ import numpy as np
 
 from tflite_adaspring.export.packed import PackedExport, build_packed
 from tflite_adaspring.profiling import accuracy_predictor as ap
+from tflite_adaspring.profiling.config_sampling import sample_configs
 from tflite_adaspring.profiling.lut import LatencyLUT, build_lut
 from tflite_adaspring.profiling.pareto import Candidate, Evaluator, extremes, restrict_precisions, search, select_k
 from tflite_adaspring.profiling.plan import SubnetPlanner
@@ -82,25 +83,37 @@ def fit_accuracy_predictor(
     supernet: Any,
     dataset: Any,
     calibration: Sequence[np.ndarray],
-    samples: int = 120,
+    samples: int = 240,
     seed: int = 0,
-    cache: dict[str, float] | None = None,
+    cache: dict[str, ap.Sample] | None = None,
     log: Callable[[str], None] = print,
+    sampler: str = "mac_stratified",
 ) -> ap.AccuracyPredictor:
-    """Measures ``samples`` sampled fp32 configurations (plus the extremes) and fits the predictor."""
+    """Measures ``samples`` sampled fp32 configurations (plus the extremes) and fits the predictor.
+
+    Args:
+      supernet: the trained supernet.
+      dataset: the task's Dataset (validation split measured).
+      calibration: BatchNorm recalibration batches.
+      samples: configurations drawn by ``sampler``.
+      seed: seed of the draw.
+      cache: measured samples by config id (updated in place).
+      log: progress messages.
+      sampler: a :data:`~tflite_adaspring.profiling.config_sampling.SAMPLERS` name.
+
+    Returns:
+      The fitted predictor.
+    """
     space = supernet.space
-    rng = random.Random(f"accuracy-{seed}")
-    configs = list(dict.fromkeys([space.largest(), space.smallest()]))
-    while len(configs) < samples:
-        c = space.sample(rng, precision="fp32")
-        if c not in configs:
-            configs.append(c)
+    drawn = sample_configs(space, sampler, samples, random.Random(f"accuracy-{seed}"),
+                           lambda c: supernet.cost(c).macs)  # fmt: skip
+    configs = list(dict.fromkeys([space.largest(), space.smallest(), *drawn]))
     cache = {} if cache is None else cache
     missing = sum(1 for c in configs if c.id not in cache)
     if missing:
         log(f"measuring the validation accuracy of {missing} configurations for the accuracy predictor ...")
-    measured = ap.measure_accuracies(supernet, configs, dataset.val, calibration, cache)
-    return ap.AccuracyPredictor.fit(space, configs, [measured[c.id] for c in configs], seed=seed)
+    measured = ap.measure_samples(supernet, configs, dataset.val, calibration, cache)
+    return ap.AccuracyPredictor.fit_samples(space, configs, measured, seed=seed)
 
 
 def plan_export(
@@ -140,7 +153,7 @@ def export_run(
     precisions: Sequence[str] = PRECISIONS,
     lut_path: str | Path | None = None,
     threads: int = 1,
-    predictor_samples: int = 120,
+    predictor_samples: int = 240,
     samples_cache: str | Path | None = None,
     seed: int = 0,
     mode: str = "packed",
