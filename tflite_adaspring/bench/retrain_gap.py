@@ -39,29 +39,15 @@ def train_standalone(supernet: Any, config: Any, dataset: Any, options: Any) -> 
     """Trains ``config``'s architecture from scratch alone and returns its test accuracy.
 
     Same epochs, batch size, optimizer, schedule, weight decay, label smoothing and augmentation as
-    the ensemble run; no distillation (there is no teacher when a net is trained alone).
+    the ensemble run (:func:`~tflite_adaspring.bench.standalone.fit_plain`); no distillation.
     """
     import tf_keras
 
-    from tflite_adaspring.training.augment import augmentation_for
+    from tflite_adaspring.bench.standalone import fit_plain, keras_accuracy
 
     tf_keras.utils.set_random_seed(options.seed)
     model = tf_keras.models.clone_model(supernet.materialize(config))  # same architecture, fresh weights
-    x, y = dataset.train
-    steps = len(x) // options.batch_size
-    schedule = tf_keras.optimizers.schedules.CosineDecay(options.learning_rate, options.epochs * steps, alpha=0.01)
-    optimizer = tf_keras.optimizers.AdamW(schedule, weight_decay=options.weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    loss = tf_keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=options.label_smoothing)
-    model.compile(optimizer=optimizer, loss=loss)
-    augment = augmentation_for(options.augmentation, dataset.spec)
-    one_hot = np.eye(dataset.spec.num_classes, dtype=np.float32)[y]
-    for epoch in range(options.epochs):
-        order = np.random.default_rng([options.seed, epoch]).permutation(len(x))[: steps * options.batch_size]
-        xs = x[order] if augment is None else augment(x[order], np.random.default_rng([options.seed, epoch, 1]))
-        model.fit(xs, one_hot[order], batch_size=options.batch_size, epochs=1, verbose=0, shuffle=False)
-    xt, yt = dataset.test
-    return float(np.mean(np.argmax(model.predict(xt, batch_size=512, verbose=0), -1) == yt))
+    return keras_accuracy(fit_plain(model, dataset, options), dataset.test)
 
 
 def markdown_table(result: dict[str, Any]) -> str:
