@@ -17,7 +17,7 @@ TASK ?= har_watch
 
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := $(STAMPS)/node/node_modules/.bin/buildifier
-BAZEL_FILES := WORKSPACE BUILD tests third_party delegates kernels
+BAZEL_FILES := WORKSPACE BUILD tests third_party delegates kernels cross
 
 .PHONY: demo test lint pytest bazel-test bench setup sysdeps clean
 
@@ -60,10 +60,19 @@ demo: setup
 	$(VENV)/bin/adaspring demo --task $(TASK)
 
 BENCH_TASKS ?= har_watch fashion_mnist japanese_vowels
+COMPARE_TASKS ?= har_watch japanese_vowels basic_motions
+DEMO_DIR := runs/demo/har_watch
 
-# Heavy: trains each task's supernet (reused from runs/bench/<task> when present), then every benchmark.
+# Heavy: trains what is missing (supernets under runs/bench/<task>, the demo model under runs/demo/),
+# then every benchmark; regenerates docs/results/*.json|md|png and docs/results.md.
 bench: setup
+	$(VENV)/bin/adaspring demo --task har_watch
 	for t in $(BENCH_TASKS); do $(VENV)/bin/adaspring bench retrain-gap --task $$t || exit 1; done
+	$(VENV)/bin/adaspring bench predictors --run $(DEMO_DIR)/run
+	$(VENV)/bin/adaspring bench export --run $(DEMO_DIR)/run
+	$(VENV)/bin/adaspring bench runtime --model $(DEMO_DIR)/model.tflite --evolve_model $(DEMO_DIR)/model_evolve.tflite
+	for t in $(COMPARE_TASKS); do $(VENV)/bin/adaspring bench compare --task $$t && \
+		$(VENV)/bin/adaspring bench casestudy --task $$t || exit 1; done
 	$(VENV)/bin/adaspring bench report
 
 clean:

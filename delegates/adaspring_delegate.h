@@ -4,7 +4,8 @@
  * Options (string key/value pairs, e.g. through ai_edge_litert.interpreter.load_delegate):
  *   num_threads   integer 1..64 (default 1): threads of the delegate's own kernels
  *   log_level     silent | info | debug (default silent): diagnostics on stderr
- *   weight_source path of a readable shared-weight file (validated at load; format defined by export)
+ *   weight_source path of a shared-weight file (format: weight_source.h), parsed at load
+ *   weight_config the configuration of the weight source whose views this delegate computes
  *   debug_simulate_abi_mismatch  false | tensor | params: for tests, make the ABI self-check refuse
  * Unknown keys or invalid values make tflite_plugin_create_delegate return NULL after reporting the
  * reason through its report_error callback. */
@@ -31,6 +32,10 @@ typedef struct AdaSpringDelegateStats {
   int64_t skipped_candidates;       /* CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED nodes left to the runtime */
   int64_t partition_invokes;        /* delegate kernel invocations */
   int64_t node_invokes;             /* claimed nodes computed */
+  int64_t shared_views;             /* views of the selected weight_config (0 without a weight source) */
+  int64_t claimed_shared;           /* claimed nodes that compute from a shared-weight view */
+  int64_t shared_weight_bytes;      /* bytes of the weight source's data section (mapped read-only, not copied) */
+  int64_t weight_source_mappings;   /* weight-source files mapped in this process (one per distinct file) */
 } AdaSpringDelegateStats;
 
 /* Copies the counters of `delegate` (a pointer returned by tflite_plugin_create_delegate) into `out`,

@@ -4,6 +4,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "delegates/abi_check.h"
@@ -33,6 +35,44 @@ void RegisterLiveDelegate(const void* delegate) { LiveDelegates().insert(delegat
 void UnregisterLiveDelegate(const void* delegate) { LiveDelegates().erase(delegate); }
 bool IsLiveDelegate(const void* delegate) { return delegate != nullptr && LiveDelegates().count(delegate) != 0; }
 
+DelegateImpl* DelegateImpl::Create(const DelegateOptions& options, std::string* error) {
+  std::shared_ptr<const WeightSource> source;
+  const ConfigViews* views = nullptr;
+  if (!options.weight_source.empty()) {
+    std::string problem;
+    source = WeightSource::Open(options.weight_source, &problem);
+    if (source == nullptr) {
+      *error = "adaspring delegate: option weight_source: " + problem;
+      return nullptr;
+    }
+    std::string key = options.weight_config;
+    if (key.empty() && source->config_count() == 1) key = source->configs().begin()->first;
+    if (key.empty()) {
+      *error = "adaspring delegate: the weight source holds " + std::to_string(source->config_count()) +
+               " configurations; choose one with weight_config (one of " + source->KeyList() + ")";
+      return nullptr;
+    }
+    views = source->Find(key);
+    if (views == nullptr) {
+      *error = "adaspring delegate: option weight_config='" + key + "' is not a configuration of the weight source " +
+               "(it holds " + source->KeyList() + ")";
+      return nullptr;
+    }
+  }
+  auto* impl = new DelegateImpl(options);
+  impl->weight_source_ = std::move(source);
+  impl->views_ = views;
+  return impl;
+}
+
+const WeightView* DelegateImpl::ViewFor(abi::Context* context, const NodeSpec& spec) const {
+  if (views_ == nullptr || spec.weights < 0) return nullptr;
+  const char* name = context->tensors[spec.weights].name;
+  if (name == nullptr) return nullptr;
+  const auto found = views_->find(name);
+  return found == views_->end() ? nullptr : &found->second;
+}
+
 DelegateImpl::DelegateImpl(const DelegateOptions& options) : options_(options) {
   runtime_facing_.delegate.data_ = this;
   runtime_facing_.delegate.Prepare = &DelegateImpl::PrepareCallback;
@@ -42,8 +82,10 @@ DelegateImpl::DelegateImpl(const DelegateOptions& options) : options_(options) {
   if (options_.num_threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(options_.num_threads);
   static const char* const kSimulated[] = {"", " debug_simulate_abi_mismatch=tensor",
                                            " debug_simulate_abi_mismatch=params"};
-  Log(LogLevel::kInfo, "created: num_threads=%d log_level=%s weight_source=%s%s", options_.num_threads,
-      LogLevelName(options_.log_level), options_.weight_source.empty() ? "(none)" : options_.weight_source.c_str(),
+  Log(LogLevel::kInfo, "created: num_threads=%d log_level=%s weight_source=%s weight_config=%s%s",
+      options_.num_threads, LogLevelName(options_.log_level),
+      options_.weight_source.empty() ? "(none)" : options_.weight_source.c_str(),
+      options_.weight_config.empty() ? "(default)" : options_.weight_config.c_str(),
       kSimulated[static_cast<int>(options_.simulate_abi_mismatch)]);
 }
 
@@ -82,6 +124,10 @@ void DelegateImpl::FillStats(AdaSpringDelegateStats* stats) const {
   stats->skipped_candidates = load(counters_.skipped_candidates);
   stats->partition_invokes = load(counters_.partition_invokes);
   stats->node_invokes = load(counters_.node_invokes);
+  stats->shared_views = views_ == nullptr ? 0 : static_cast<int64_t>(views_->size());
+  stats->claimed_shared = load(counters_.claimed_shared);
+  stats->shared_weight_bytes = weight_source_ == nullptr ? 0 : static_cast<int64_t>(weight_source_->data_bytes());
+  stats->weight_source_mappings = WeightSource::LiveMappings();
 }
 
 abi::Status DelegateImpl::PrepareCallback(abi::Context* context, abi::Delegate* delegate) {
@@ -116,7 +162,9 @@ abi::Status DelegateImpl::PrepareSubgraph(abi::Context* context) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   if (!abi_check.ok) {
     Refuse(context, abi_check.reason, abi_check.report_error_usable);
-    return abi::kOk;
+    // With shared weights the graph's own weight tensors are placeholders: running it on the runtime's
+    // kernels would compute garbage, so the delegate application fails instead.
+    return views_ == nullptr || views_->empty() ? abi::kOk : abi::kError;
   }
   Log(LogLevel::kDebug, "ABI self-check passed (%d nodes, %d tensors, %zu verified / %d unverified candidates, "
       "%.3f ms)", abi_check.nodes_checked, abi_check.tensors_checked, abi_check.verified_nodes.size(),
@@ -128,6 +176,15 @@ abi::Status DelegateImpl::PrepareSubgraph(abi::Context* context) {
   std::vector<int> claimed(1, 0);  // TfLiteIntArray storage: size first, then the node indices
   int64_t per_kind[3] = {0, 0, 0};
   int64_t skipped = 0;
+  int64_t shared = 0;
+  std::set<int> viewed_tensors;  // tensors of this subgraph with a shared-weight view
+  if (views_ != nullptr) {
+    for (size_t t = 0; t < context->tensors_size; ++t) {
+      const char* name = context->tensors[t].name;
+      if (name != nullptr && views_->count(name) != 0) viewed_tensors.insert(static_cast<int>(t));
+    }
+  }
+  std::string view_problem;
   for (int node_index : node_indices) {
     NodeSpec spec;
     const char* why = nullptr;
@@ -136,16 +193,44 @@ abi::Status DelegateImpl::PrepareSubgraph(abi::Context* context) {
       verdict = NodeVerdict::kUnsupported;
       why = "params not verifiable against its shapes before shape propagation";
     }
+    const WeightView* view = verdict == NodeVerdict::kSupported ? ViewFor(context, spec) : nullptr;
+    if (view != nullptr) {
+      const abi::Tensor& weights = context->tensors[spec.weights];
+      static constexpr ViewLayout kLayouts[3] = {ViewLayout::kConv, ViewLayout::kDepthwise, ViewLayout::kDense};
+      const char* mismatch = CheckViewMatchesTensor(*view, kLayouts[static_cast<int>(spec.kind)],
+                                                    abi::IntArrayData(weights.dims), weights.dims->size);
+      if (mismatch != nullptr && view_problem.empty()) {
+        view_problem = std::string("weight tensor '") + weights.name + "' of node " + std::to_string(node_index) +
+                       " (" + OpKindName(spec.kind) + "): " + mismatch;
+      }
+      viewed_tensors.erase(spec.weights);
+      ++shared;
+    }
     if (verdict == NodeVerdict::kSupported) {
       claimed.push_back(node_index);
       ++per_kind[static_cast<int>(spec.kind)];
-      Log(LogLevel::kDebug, "node %d (%s): claimed", node_index, OpKindName(spec.kind));
+      Log(LogLevel::kDebug, "node %d (%s): claimed%s", node_index, OpKindName(spec.kind),
+          view != nullptr ? " (shared-weight view)" : "");
     } else if (verdict == NodeVerdict::kUnsupported) {
       ++skipped;
       Log(LogLevel::kDebug, "node %d (%s): left to the runtime: %s", node_index, OpKindName(spec.kind), why);
     }
   }
   counters_.skipped_candidates.fetch_add(skipped, std::memory_order_relaxed);
+  if (view_problem.empty() && !viewed_tensors.empty()) {
+    view_problem = std::string("tensor '") + context->tensors[*viewed_tensors.begin()].name + "' and " +
+                   std::to_string(viewed_tensors.size() - 1) +
+                   " other(s) have a shared-weight view but are not the weights of a node this delegate runs";
+  }
+  if (!view_problem.empty()) {
+    // The graph holds placeholders for these weights: refuse the whole graph rather than run garbage.
+    const std::string message = "weight_config '" + options_.weight_config + "' does not fit this graph: " +
+                                view_problem + " (was the weight source written for this model?)";
+    SetLastMessage(message);
+    Log(LogLevel::kInfo, "%s", message.c_str());
+    context->ReportError(context, "adaspring delegate: %s", message.c_str());
+    return abi::kError;
+  }
   claimed[0] = static_cast<int>(claimed.size() - 1);
   Log(LogLevel::kInfo,
       "subgraph with %zu nodes: claimed %d (conv2d %lld, depthwise_conv2d %lld, fully_connected %lld), "
@@ -158,6 +243,7 @@ abi::Status DelegateImpl::PrepareSubgraph(abi::Context* context) {
       tflite_delegate());
   if (status == abi::kOk) {
     for (int kind = 0; kind < 3; ++kind) counters_.claimed[kind].fetch_add(per_kind[kind], std::memory_order_relaxed);
+    counters_.claimed_shared.fetch_add(shared, std::memory_order_relaxed);
   } else {
     SetLastMessage("the runtime refused to replace the claimed nodes");
   }

@@ -11,6 +11,7 @@
 #include "delegates/adaspring_delegate.h"
 #include "delegates/options.h"
 #include "delegates/tflite_abi.h"
+#include "delegates/weight_source.h"
 #include "kernels/thread_pool.h"
 
 namespace adaspring {
@@ -23,11 +24,16 @@ struct DelegateCounters {
   std::atomic<int64_t> skipped_candidates{0};
   std::atomic<int64_t> partition_invokes{0};
   std::atomic<int64_t> node_invokes{0};
+  std::atomic<int64_t> claimed_shared{0};
 };
+
+struct NodeSpec;
 
 class DelegateImpl {
  public:
-  explicit DelegateImpl(const DelegateOptions& options);
+  // Opens the weight source (if any) and selects its configuration. Null with `error` when an
+  // option names a file or configuration that cannot be used.
+  static DelegateImpl* Create(const DelegateOptions& options, std::string* error);
   ~DelegateImpl();
   DelegateImpl(const DelegateImpl&) = delete;
   DelegateImpl& operator=(const DelegateImpl&) = delete;
@@ -47,7 +53,11 @@ class DelegateImpl {
   std::string LastMessage() const;
   void FillStats(AdaSpringDelegateStats* stats) const;
 
+  // The shared-weight view of the node's weight tensor (by tensor name), or null.
+  const WeightView* ViewFor(abi::Context* context, const NodeSpec& spec) const;
+
  private:
+  explicit DelegateImpl(const DelegateOptions& options);
   static abi::Status PrepareCallback(abi::Context* context, abi::Delegate* delegate);
   abi::Status PrepareSubgraph(abi::Context* context);
   void Refuse(abi::Context* context, const std::string& reason, bool report_error_usable);
@@ -60,6 +70,8 @@ class DelegateImpl {
   } runtime_facing_{};
 
   DelegateOptions options_;
+  std::shared_ptr<const WeightSource> weight_source_;
+  const ConfigViews* views_ = nullptr;  // the selected configuration's views, or null
   std::unique_ptr<kernels::ThreadPool> pool_;
   DelegateCounters counters_;
   mutable std::mutex message_mutex_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/test_checks.h"
 #include "delegates/abi_check.h"
 #include "delegates/op_shapes.h"
 #include "delegates/options.h"
@@ -18,18 +19,9 @@
 namespace adaspring {
 namespace {
 
-int g_failures = 0;
-int g_checks = 0;
+using ::adaspring::testing::Expect;
 
-void Expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-  }
-}
-
-bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using ::adaspring::testing::Contains;
 
 bool Parse(std::vector<const char*> keys, std::vector<const char*> values, DelegateOptions* options,
            std::string* error) {
@@ -274,6 +266,5 @@ int main() {
   adaspring::TestShapes();
   adaspring::TestSafeReader();
   adaspring::TestAbiCheck();
-  std::printf("%d checks, %d failures\n", adaspring::g_checks, adaspring::g_failures);
-  return adaspring::g_failures == 0 ? 0 : 1;
+  return ::adaspring::testing::Finish();
 }

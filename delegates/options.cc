@@ -11,7 +11,7 @@
 namespace adaspring {
 namespace {
 
-constexpr const char* kKnownKeys = "num_threads, log_level, weight_source, debug_simulate_abi_mismatch";
+constexpr const char* kKnownKeys = "num_threads, log_level, weight_source, weight_config, debug_simulate_abi_mismatch";
 
 std::string Quote(const char* text) { return std::string("'") + text + "'"; }
 
@@ -83,6 +83,14 @@ bool ParseOne(const char* key, const char* value, DelegateOptions* options, std:
     *error = prefix + "is invalid: the file " + problem + "; pass the path of the exported shared-weight file";
     return false;
   }
+  if (std::strcmp(key, "weight_config") == 0) {
+    if (*value != '\0' && std::strlen(value) <= 4096) {
+      options->weight_config = value;
+      return true;
+    }
+    *error = prefix + "is invalid: give the key of a configuration in the weight source";
+    return false;
+  }
   if (std::strcmp(key, "debug_simulate_abi_mismatch") == 0) {
     if (ParseSimulatedMismatch(value, &options->simulate_abi_mismatch)) return true;
     *error = prefix + "is invalid: give false, tensor (or true) or params";
@@ -124,6 +132,11 @@ bool ParseOptions(const char* const* keys, const char* const* values, size_t cou
       return false;
     }
     if (!ParseOne(keys[i], values[i], options, error)) return false;
+  }
+  if (!options->weight_config.empty() && options->weight_source.empty()) {
+    *error = "adaspring delegate: option weight_config='" + options->weight_config +
+             "' needs weight_source (the shared-weight file it names a configuration of)";
+    return false;
   }
   return true;
 }

@@ -17,6 +17,9 @@ struct DelegateOptions {
   int num_threads = 1;                  // "num_threads": integer in [1, kMaxThreads]
   LogLevel log_level = LogLevel::kSilent;  // "log_level": silent | info | debug
   std::string weight_source;            // "weight_source": path of a readable shared-weight file, or empty
+  // "weight_config": the configuration of the weight source whose views this delegate computes (needs
+  // weight_source; may be omitted when the file holds one configuration).
+  std::string weight_config;
   // "debug_simulate_abi_mismatch": false | tensor (or true) | params. Makes the ABI self-check assume a
   // wrong TfLiteTensor size, or read the builtin params 4 bytes off, so tests can exercise the refusal
   // path on a healthy runtime.

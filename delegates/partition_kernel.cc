@@ -26,6 +26,7 @@ struct Step {
   kernels::AxisGeometry rows;  // conv / depthwise
   kernels::AxisGeometry cols;
   int64_t fc_rows = 0;     // fully connected
+  const WeightView* view = nullptr;  // shared-weight view replacing the weight tensor's data, or null
   int input_buffer = -1;   // index into PartitionKernel::buffers_, or -1 for a runtime tensor
   int output_buffer = -1;
 };
@@ -49,6 +50,7 @@ class PartitionKernel {
         init_error_ = "node " + std::to_string(nodes[i]) + " is no longer supported: " + (why ? why : "not ours");
         return;
       }
+      step.view = owner_->ViewFor(context, step.spec);
       steps_.push_back(step);
     }
     owner_->counters().partitions.fetch_add(1, std::memory_order_relaxed);
@@ -97,6 +99,12 @@ class PartitionKernel {
       kernels::Epilogue epilogue;
       epilogue.bias = step.spec.bias >= 0 ? static_cast<const float*>(context->tensors[step.spec.bias].data) : nullptr;
       epilogue.activation = step.spec.activation;
+      if (step.view != nullptr && step.view->scale != nullptr) {
+        // Folded batch norm: act(acc * scale + bias), the graph's bias being the folded shift.
+        epilogue.scale = step.view->scale;
+        epilogue.shift = epilogue.bias;
+        epilogue.bias = nullptr;
+      }
       const char* problem = Run(step, input, weights, epilogue, output, pool);
       if (problem != nullptr) {
         return Error(context, "node " + std::to_string(step.spec.node_index) + " (" + OpKindName(step.spec.kind) +
@@ -174,6 +182,10 @@ class PartitionKernel {
         kernels::Conv2DArgs args;
         args.input = {input, in[0], in[1], in[2], in[3], in[3]};
         args.filter = kernels::ConvFilterView::Dense(weights, w[0], w[1], w[2], w[3]);
+        if (const WeightView* v = step.view) {
+          args.filter = {v->weights, v->kernel_h, v->kernel_w, v->out_channels, v->in_channels, v->out_stride,
+                         v->tap_stride};
+        }
         args.window = {step.spec.conv.stride_h, step.spec.conv.stride_w,   step.spec.conv.dilation_h,
                        step.spec.conv.dilation_w, step.rows.pad_before, step.cols.pad_before};
         args.epilogue = epilogue;
@@ -186,6 +198,9 @@ class PartitionKernel {
         kernels::DepthwiseConv2DArgs args;
         args.input = {input, in[0], in[1], in[2], in[3], in[3]};
         args.filter = kernels::DepthwiseFilterView::Dense(weights, w[1], w[2], w[3]);
+        if (const WeightView* v = step.view) {
+          args.filter = {v->weights, v->kernel_h, v->kernel_w, v->out_channels, v->tap_stride};
+        }
         args.depth_multiplier = w[3] / in[3];
         args.window = {step.spec.conv.stride_h, step.spec.conv.stride_w,   step.spec.conv.dilation_h,
                        step.spec.conv.dilation_w, step.rows.pad_before, step.cols.pad_before};
@@ -201,6 +216,9 @@ class PartitionKernel {
         args.rows = static_cast<int>(step.fc_rows);
         args.input_row_stride = w[1];
         args.weights = kernels::MatrixView::Dense(weights, w[0], w[1]);
+        if (const WeightView* v = step.view) {
+          args.weights = {v->weights, v->out_channels, v->in_channels, v->out_stride};
+        }
         args.epilogue = epilogue;
         args.output = output;
         args.output_row_stride = w[0];

@@ -60,7 +60,11 @@ ADASPRING_EXPORT adaspring::abi::Delegate* tflite_plugin_create_delegate(char** 
       Report(report_error, error.c_str());
       return nullptr;
     }
-    auto* impl = new adaspring::DelegateImpl(options);
+    auto* impl = adaspring::DelegateImpl::Create(options, &error);
+    if (impl == nullptr) {
+      Report(report_error, error.c_str());
+      return nullptr;
+    }
     std::lock_guard<std::mutex> lock(adaspring::LiveDelegateMutex());
     adaspring::RegisterLiveDelegate(impl->tflite_delegate());
     return impl->tflite_delegate();

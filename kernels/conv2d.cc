@@ -72,32 +72,68 @@ void RunIdentityTile(const Conv2DArgs& args, const Tile& tile) {
   FinishPixels(args, slice, tile);
 }
 
-// Copies the receptive field of output pixel q into `row` (KH * KW * Cin floats, zero outside).
-void GatherPatch(const Conv2DArgs& args, int64_t q, float* row) {
+// Copies or zeroes `count` floats; an inline loop, since the pieces of narrow layers are too short for a
+// library call to pay off.
+inline void CopyFloats(float* dst, const float* src, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) dst[i] = src[i];
+}
+inline void ZeroFloats(float* dst, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) dst[i] = 0.0f;
+}
+
+// Copies the receptive field of output pixel (n, y, x) into `row` (KH * KW * Cin floats, zero outside).
+void GatherPatch(const Conv2DArgs& args, int64_t n, int64_t y, int64_t x, float* row) {
   const InputView& in = args.input;
   const ConvWindow& w = args.window;
-  const int out_w = args.output.width;
-  const int out_h = args.output.height;
-  const int64_t x = q % out_w;
-  const int64_t y = (q / out_w) % out_h;
-  const int64_t n = q / (static_cast<int64_t>(out_w) * out_h);
   const int cin = in.channels;
-  const size_t bytes = sizeof(float) * cin;
+  const int kw = args.filter.kernel_w;
+  const int64_t ix0 = x * w.stride_w - w.pad_left;
+  // The taps of one filter row are adjacent input pixels: one copy per row instead of one per tap.
+  const bool row_contiguous = w.dilation_w == 1 && in.pixel_stride == cin && ix0 >= 0 && ix0 + kw <= in.width;
   for (int ky = 0; ky < args.filter.kernel_h; ++ky) {
     const int64_t iy = y * w.stride_h - w.pad_top + static_cast<int64_t>(ky) * w.dilation_h;
-    for (int kx = 0; kx < args.filter.kernel_w; ++kx, row += cin) {
-      const int64_t ix = x * w.stride_w - w.pad_left + static_cast<int64_t>(kx) * w.dilation_w;
-      if (iy < 0 || iy >= in.height || ix < 0 || ix >= in.width) {
-        std::memset(row, 0, bytes);
+    if (row_contiguous) {
+      if (iy < 0 || iy >= in.height) {
+        ZeroFloats(row, static_cast<int64_t>(cin) * kw);
       } else {
-        std::memcpy(row, in.data + ((n * in.height + iy) * in.width + ix) * in.pixel_stride, bytes);
+        CopyFloats(row, in.data + ((n * in.height + iy) * in.width + ix0) * in.pixel_stride,
+                   static_cast<int64_t>(cin) * kw);
+      }
+      row += static_cast<int64_t>(cin) * kw;
+      continue;
+    }
+    for (int kx = 0; kx < kw; ++kx, row += cin) {
+      const int64_t ix = ix0 + static_cast<int64_t>(kx) * w.dilation_w;
+      if (iy < 0 || iy >= in.height || ix < 0 || ix >= in.width) {
+        ZeroFloats(row, cin);
+      } else {
+        CopyFloats(row, in.data + ((n * in.height + iy) * in.width + ix) * in.pixel_stride, cin);
       }
     }
   }
 }
 
+// The tile's filter with contiguous taps: the filter itself, or (input-sliced filter) its used channels
+// compacted into `packed` ([out, KH * KW * in], like the packing a GEMM does of its operands anyway).
+ConvFilterView ContiguousFilter(const ConvFilterView& filter, std::vector<float>* packed) {
+  if (filter.TapsContiguous()) return filter;
+  const int taps = filter.kernel_h * filter.kernel_w;
+  const int64_t row = static_cast<int64_t>(taps) * filter.in_channels;
+  packed->resize(static_cast<size_t>(row) * filter.out_channels);
+  for (int o = 0; o < filter.out_channels; ++o) {
+    for (int t = 0; t < taps; ++t) {
+      const float* src = filter.data + o * filter.out_stride + t * filter.tap_stride;
+      CopyFloats(packed->data() + o * row + static_cast<int64_t>(t) * filter.in_channels, src, filter.in_channels);
+    }
+  }
+  return ConvFilterView::Dense(packed->data(), filter.out_channels, filter.kernel_h, filter.kernel_w,
+                               filter.in_channels);
+}
+
 void RunIm2colTile(const Conv2DArgs& args, const Tile& tile) {
-  const ChannelSlice slice = SliceChannels(args, tile);
+  ChannelSlice slice = SliceChannels(args, tile);
+  thread_local std::vector<float> packed_filter;
+  slice.filter = ContiguousFilter(slice.filter, &packed_filter);
   const int64_t depth = static_cast<int64_t>(args.filter.kernel_h) * args.filter.kernel_w * args.filter.in_channels;
   const int64_t block_rows = std::max<int64_t>(1, kIm2colBlockFloats / std::max<int64_t>(depth, 1));
   thread_local std::vector<float> scratch;
@@ -105,7 +141,21 @@ void RunIm2colTile(const Conv2DArgs& args, const Tile& tile) {
   if (static_cast<int64_t>(scratch.size()) < want) scratch.resize(want);
   for (int64_t q0 = tile.pixel_begin; q0 < tile.pixel_end; q0 += block_rows) {
     const int64_t q1 = std::min(q0 + block_rows, tile.pixel_end);
-    for (int64_t q = q0; q < q1; ++q) GatherPatch(args, q, scratch.data() + (q - q0) * depth);
+    const int out_w = args.output.width;
+    const int out_h = args.output.height;
+    int64_t x = q0 % out_w;  // pixel coordinates, advanced without divisions
+    int64_t y = (q0 / out_w) % out_h;
+    int64_t n = q0 / (static_cast<int64_t>(out_w) * out_h);
+    for (int64_t q = q0; q < q1; ++q) {
+      GatherPatch(args, n, y, x, scratch.data() + (q - q0) * depth);
+      if (++x == out_w) {
+        x = 0;
+        if (++y == out_h) {
+          y = 0;
+          ++n;
+        }
+      }
+    }
     GemmABt(static_cast<int>(q1 - q0), slice.filter.out_channels, static_cast<int>(depth), scratch.data(), depth,
             slice.filter.data, slice.filter.out_stride, slice.output + q0 * args.output.pixel_stride,
             args.output.pixel_stride, false);
@@ -157,10 +207,14 @@ void RunPerTapTile(const Conv2DArgs& args, const Tile& tile) {
 // Per-tap GEMMs run over one output row at a time: good for long rows (1-D convolutions over a
 // window), while short rows (small 2-D maps) make too many small GEMM calls, where im2col wins.
 constexpr int kMinRowForPerTap = 32;
+// With few input channels each per-tap GEMM is tiny (depth = channels): one im2col GEMM of depth
+// taps x channels costs less than the calls.
+constexpr int kMinChannelsForPerTap = 16;
 
 ConvMethod ResolveMethod(const Conv2DArgs& args) {
-  if (!args.filter.TapsContiguous()) return ConvMethod::kPerTap;
   if (args.method != ConvMethod::kAuto) return args.method;
+  if (args.filter.in_channels < kMinChannelsForPerTap) return ConvMethod::kIm2col;
+  if (!args.filter.TapsContiguous()) return ConvMethod::kPerTap;  // no copy of the weights
   return args.output.width >= kMinRowForPerTap ? ConvMethod::kPerTap : ConvMethod::kIm2col;
 }
 

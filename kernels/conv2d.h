@@ -9,8 +9,10 @@ namespace adaspring::kernels {
 
 // How the convolution is lowered to GEMM.
 enum class ConvMethod : int {
-  kAuto = 0,    // per-tap for input-sliced filters and long output rows, else im2col (1x1: no copy either way)
-  kIm2col = 1,  // gather patches [pixels x KH*KW*Cin] and run one GEMM; needs TapsContiguous()
+  kAuto = 0,    // im2col for few input channels, per-tap for input-sliced filters and long rows, else
+                // im2col (1x1: no copy either way)
+  kIm2col = 1,  // gather patches [pixels x KH*KW*Cin] and run one GEMM (an input-sliced filter's used
+                // channels are compacted per call first)
   kPerTap = 2,  // one strided GEMM per filter tap accumulated into the output; never copies
 };
 

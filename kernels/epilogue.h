@@ -3,31 +3,34 @@
 #define ADASPRING_KERNELS_EPILOGUE_H_
 
 #include <algorithm>
+#include <limits>
 
 #include "kernels/views.h"
 
 namespace adaspring::kernels {
 
-// Applies `epilogue` to one output pixel/row of `count` channels, in place.
+// Applies `epilogue` to one output pixel/row of `count` channels, in place, in one pass (the
+// activation is a clamp to [lo, hi], with infinite bounds for none).
 inline void ApplyEpilogue(const Epilogue& epilogue, float* values, int count) {
-  if (epilogue.bias != nullptr) {
-    for (int i = 0; i < count; ++i) values[i] += epilogue.bias[i];
+  const float lo = epilogue.activation == Activation::kNone ? -std::numeric_limits<float>::infinity() : 0.0f;
+  const float hi = epilogue.activation == Activation::kRelu6 ? 6.0f : std::numeric_limits<float>::infinity();
+  const float* bias = epilogue.bias;
+  const float* scale = epilogue.scale;
+  const float* shift = epilogue.shift;
+  if (scale == nullptr && shift == nullptr) {
+    if (bias != nullptr) {
+      for (int i = 0; i < count; ++i) values[i] = std::min(std::max(values[i] + bias[i], lo), hi);
+    } else {
+      for (int i = 0; i < count; ++i) values[i] = std::min(std::max(values[i], lo), hi);
+    }
+    return;
   }
-  if (epilogue.scale != nullptr) {
-    for (int i = 0; i < count; ++i) values[i] *= epilogue.scale[i];
-  }
-  if (epilogue.shift != nullptr) {
-    for (int i = 0; i < count; ++i) values[i] += epilogue.shift[i];
-  }
-  switch (epilogue.activation) {
-    case Activation::kRelu:
-      for (int i = 0; i < count; ++i) values[i] = std::max(values[i], 0.0f);
-      break;
-    case Activation::kRelu6:
-      for (int i = 0; i < count; ++i) values[i] = std::min(std::max(values[i], 0.0f), 6.0f);
-      break;
-    case Activation::kNone:
-      break;
+  for (int i = 0; i < count; ++i) {
+    float value = values[i];
+    if (bias != nullptr) value += bias[i];
+    if (scale != nullptr) value *= scale[i];
+    if (shift != nullptr) value += shift[i];
+    values[i] = std::min(std::max(value, lo), hi);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/test_checks.h"
 #include "kernels/conv2d.h"
 #include "kernels/depthwise_conv2d.h"
 #include "kernels/fully_connected.h"
@@ -19,16 +20,7 @@
 namespace adaspring::kernels {
 namespace {
 
-int g_failures = 0;
-int g_checks = 0;
-
-void Expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-  }
-}
+using ::adaspring::testing::Expect;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kSentinel = -12345.0f;
@@ -89,7 +81,9 @@ struct ConvCase {
   bool scale_shift = false;
 };
 
-void RunConvCase(const ConvCase& c, ConvMethod method, ThreadPool* pool, std::mt19937* rng) {
+// `input_slack`: extra channels per input pixel (NaN-filled); 0 makes the input pixels contiguous, so
+// im2col copies whole filter rows at once.
+void RunConvCase(const ConvCase& c, ConvMethod method, ThreadPool* pool, std::mt19937* rng, int input_slack) {
   reference::ConvShape s{};
   s.batch = c.batch;
   s.in_h = c.in_h;
@@ -121,8 +115,8 @@ void RunConvCase(const ConvCase& c, ConvMethod method, ThreadPool* pool, std::mt
     shift = Random(full_out, rng);
   }
 
-  // Input with 2 slack channels per pixel that hold NaN: reading them would poison the result.
-  const int in_stride = c.in_c + 2;
+  // Input with slack channels per pixel that hold NaN: reading them would poison the result.
+  const int in_stride = c.in_c + input_slack;
   const int in_pixels = c.batch * c.in_h * c.in_w;
   const std::vector<float> values = Random(static_cast<size_t>(in_pixels) * c.in_c, rng);
   std::vector<float> input(static_cast<size_t>(in_pixels) * in_stride, kNaN);
@@ -145,7 +139,8 @@ void RunConvCase(const ConvCase& c, ConvMethod method, ThreadPool* pool, std::mt
   args.method = method;
   const char* problem = CheckConv2DArgs(args);
   const std::string label = std::string("conv ") + c.name + " method=" + std::to_string(static_cast<int>(method)) +
-                            " threads=" + std::to_string(pool ? pool->num_threads() : 1);
+                            " threads=" + std::to_string(pool ? pool->num_threads() : 1) +
+                            " input_slack=" + std::to_string(input_slack);
   Expect(problem == nullptr, label + ": args rejected: " + (problem ? problem : ""));
   if (problem != nullptr) return;
   Conv2D(args, pool);
@@ -438,7 +433,8 @@ int main() {
   };
   for (const ConvCase& c : conv_cases)
     for (ConvMethod method : {ConvMethod::kAuto, ConvMethod::kIm2col, ConvMethod::kPerTap})
-      for (ThreadPool* pool : pools) k::RunConvCase(c, method, pool, &rng);
+      for (ThreadPool* pool : pools)
+        for (int input_slack : {2, 0}) k::RunConvCase(c, method, pool, &rng, input_slack);
 
   const DepthwiseCase dw_cases[] = {
       {"m1_same_3x3", 2, 7, 6, 5, 1, 3, 3, 1, 1, 1, 1, true, Act::kRelu},
@@ -460,6 +456,5 @@ int main() {
     k::RunFullyConnectedCase(1, 128, 96, 128, 32, Act::kRelu, pool, &rng);
   }
 
-  std::printf("%d checks, %d failures\n", k::g_checks, k::g_failures);
-  return k::g_failures == 0 ? 0 : 1;
+  return ::adaspring::testing::Finish();
 }

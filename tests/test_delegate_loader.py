@@ -12,6 +12,7 @@ from delegate_helpers import assert_close, conv_fc_model, delegate_library, run_
 from tflite_adaspring import delegates
 from tflite_adaspring.delegates import build, loader
 from tflite_adaspring.errors import AdaSpringError
+from tflite_adaspring.runtime.weight_source import pack_weight_source
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,7 @@ def test_is_available_is_false_without_a_library(tmp_path, monkeypatch):
         ({"log_level": "loud"}, "log_level='loud'"),
         ({"weight_source": "/nonexistent/weights.bin"}, "weight_source='/nonexistent/weights.bin'"),
         ({"weight_source": 3}, "weight_source=3"),
+        ({"weight_config": "cfg01"}, "weight_config='cfg01' is invalid"),
     ],
 )
 def test_load_rejects_bad_options_before_touching_the_library(library, kwargs, fragment):
@@ -91,7 +93,7 @@ def test_delegate_options_render_strings(tmp_path):
 def test_loaded_delegate_runs_a_model_and_counts(library, tmp_path):
     model = conv_fc_model(seed=1)
     weights = tmp_path / "shared.bin"
-    weights.write_bytes(b"anything: the format is defined by the export step")
+    weights.write_bytes(pack_weight_source(b"", {"only": []}))
     delegate = delegates.load(num_threads=2, weight_source=weights, library_path=library)
     before = delegates.stats(delegate, library)
     assert before.num_threads == 2 and before.prepare_calls == 0 and before.claimed_nodes == 0

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from delegate_helpers import delegate_library, run_python
 
+from tflite_adaspring.runtime.weight_source import View, pack_weight_source
+
 LOAD_AND_REPORT = """
 import json, sys
 from ai_edge_litert.interpreter import load_delegate
@@ -64,10 +66,35 @@ def test_bad_options_fail_cleanly_at_load(library, options, expected):
 
 def test_good_options_load(library, tmp_path):
     weights = tmp_path / "weights.bin"
-    weights.write_bytes(b"\x00" * 16)
+    weights.write_bytes(pack_weight_source(b"", {"only": []}))
     options = {"num_threads": "4", "log_level": "silent", "weight_source": str(weights)}
     assert load_in_subprocess(library, options) == {"loaded": True}
+    assert load_in_subprocess(library, dict(options, weight_config="only")) == {"loaded": True}
     assert load_in_subprocess(library, {}) == {"loaded": True}
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "expected"),
+    [
+        (b"\x00" * 16, {}, "missing magic 'ADASWSRC'"),
+        (pack_weight_source(b"", {"a": []})[:40], {}, "missing magic"),
+        (pack_weight_source(b"", {"a": []}).replace(b"ADASWSRC\x01", b"ADASWSRC\x09"), {}, "format version 9"),
+        (pack_weight_source(b"", {"a": [], "b": []}), {}, "choose one with weight_config (one of a, b)"),
+        (pack_weight_source(b"", {"a": []}), {"weight_config": "z"}, "weight_config='z' is not a configuration"),
+        (pack_weight_source(b"", {"a": [View("t1", "dense", (4, 1, 1, 4), 4, 0, 0)]}), {}, "past the data section"),
+    ],
+)
+def test_bad_weight_source_is_refused_at_load(library, tmp_path, content, options, expected):
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(content)
+    outcome = load_in_subprocess(library, {"weight_source": str(weights), **options})
+    assert "error" in outcome, f"{content[:60]!r} {options} was accepted"
+    assert expected in outcome["error"] and "adaspring delegate" in outcome["error"]
+
+
+def test_weight_config_needs_a_weight_source(library):
+    outcome = load_in_subprocess(library, {"weight_config": "cfg01"})
+    assert "needs weight_source" in outcome["error"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
@@ -106,7 +133,7 @@ assert lib.adaspring_delegate_last_message(0xDEADBEEF, buffer, 256) == -1
 delegate = lib.tflite_plugin_create_delegate(None, None, 0, callback)
 assert delegate
 assert lib.adaspring_delegate_get_stats(delegate, buffer, 8) == 0
-assert ctypes.c_int64.from_buffer(buffer).value == 88
+assert ctypes.c_int64.from_buffer(buffer).value == 120
 lib.tflite_plugin_destroy_delegate(delegate)
 lib.tflite_plugin_destroy_delegate(delegate)
 assert lib.adaspring_delegate_get_stats(delegate, buffer, 256) == -1

@@ -7,7 +7,10 @@
 * wrapper invoke overhead against a raw LiteRT ``SignatureRunner`` on the same signature, smallest and
   largest configuration, interleaved in the same process;
 * peak RSS of a runtime-only subprocess (numpy + ai-edge-litert; TensorFlow must not be imported);
-* the cost of reading the device context.
+* the cost of reading the device context;
+* shared mode (``--mode shared``, needs ``--evolve_model``; only this section is measured and merged into
+  the existing JSON): switch p50/p99, full- and smallest-configuration invoke latency against packed
+  XNNPACK on the same configurations in the same run, and file bytes against the backbone's weights.
 
 Writes ``docs/results/runtime_<task>.json`` (and a generated ``.md`` table next to it) atomically.
 """
@@ -36,6 +39,9 @@ flags.DEFINE_integer("rss_invokes", 2_000, "Invokes run by the runtime-only RSS 
 flags.DEFINE_integer("context_reads", 10_000, "Context reads per context-read measurement.", flag_values=FLAGS)
 flags.DEFINE_integer("interference_invokes", 3_000, "Invokes timed with and without evolve builds.", flag_values=FLAGS)
 flags.DEFINE_integer("threads", 1, "LiteRT threads.", flag_values=FLAGS)
+flags.DEFINE_enum("mode", "all", ["all", "shared"], "all: packed (+ evolve) sections; shared: the shared-mode "
+                  "section only, merged into the existing JSON.", flag_values=FLAGS)  # fmt: skip
+flags.DEFINE_integer("shared_switches", 10_000, "Switches timed in shared mode.", flag_values=FLAGS)
 flags.mark_flag_as_required("model", flag_values=FLAGS)
 
 # The issue's acceptance limits (checked and recorded in the JSON).
@@ -45,6 +51,9 @@ LIMITS = {
     "overhead_ratio": 1.03,
     "overhead_us": 5.0,
     "rss_mb": 80.0,
+    "shared_switch_p99_ms": 0.05,
+    "shared_invoke_ratio": 1.5,
+    "shared_file_ratio": 1.1,
 }
 
 
@@ -127,6 +136,42 @@ def measure(fv: flags.FlagValues) -> dict[str, Any]:
     return result
 
 
+def measure_shared(fv: flags.FlagValues) -> dict[str, Any]:
+    """The ``shared`` section (see the module docstring)."""
+    from tflite_adaspring.errors import DataValidationError
+    from tflite_adaspring.runtime.bench import bench_shared
+
+    if not fv.evolve_model:
+        raise DataValidationError("--mode shared needs --evolve_model (the evolve-mode file shared mode runs)")
+    load = os.getloadavg()[0]
+    result = bench_shared(fv.model, fv.evolve_model, fv.shared_switches, num_threads=fv.threads)
+    return {"model": str(fv.evolve_model), "packed_model": str(fv.model), **result,
+            "load_average": (load + os.getloadavg()[0]) / 2}  # fmt: skip
+
+
+def merge_shared(previous: dict[str, Any] | None, shared: dict[str, Any], task: str) -> dict[str, Any]:
+    """The previous result (other sections kept) with the ``shared`` section and its targets replaced."""
+    result = dict(previous or {"benchmark": "runtime", "task": task, "label": "measured"})
+    result["shared"] = shared
+    targets = {k: v for k, v in result.get("targets", {}).items() if not k.startswith("shared_")}
+    result["targets"] = {**targets, **shared_targets(shared)}
+    return result
+
+
+def shared_targets(shared: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The shared-mode acceptance limits next to the measured values."""
+
+    def target(value: float, limit: float) -> dict[str, Any]:
+        return {"value": value, "limit": limit, "met": bool(value <= limit)}
+
+    return {
+        "shared_switch_p99_ms": target(shared["switch_p99_ms"], LIMITS["shared_switch_p99_ms"]),
+        "shared_full_invoke_ratio": target(shared["full"]["ratio"], LIMITS["shared_invoke_ratio"]),
+        "shared_smallest_invoke_ratio": target(shared["smallest"]["ratio"], LIMITS["shared_invoke_ratio"]),
+        "shared_file_ratio": target(shared["file_ratio"], LIMITS["shared_file_ratio"]),
+    }
+
+
 def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The acceptance limits next to the measured values."""
 
@@ -144,20 +189,20 @@ def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                        and not probe["tensorflow_imported"])  # fmt: skip
     if "evolve" in result:
         out["evolve_switch_p95_ms"] = target(result["evolve"]["switch"]["cold_p95_ms"], LIMITS["evolve_switch_p95_ms"])
+    if "shared" in result:
+        out.update(shared_targets(result["shared"]))
     return out
 
 
 def markdown(result: dict[str, Any]) -> str:
     """A generated markdown table of the result (for ``adaspring bench report``)."""
-    p, t = result["packed"], result["targets"]
-    lines = [
-        f"## Runtime costs ({result['task']}, {p['configs']} configurations; measured)",
-        "",
-        f"Load average during the run: {result['load_average_start'][0]:.2f} -> {result['load_average_end'][0]:.2f}.",
-        "",
-        "| measurement | value | limit | met |",
-        "|---|---|---|---|",
-    ]
+    p, t = result.get("packed"), result["targets"]
+    configs = f", {p['configs']} configurations" if p else ""
+    lines = [f"## Runtime costs ({result['task']}{configs}; measured)", ""]
+    if "load_average_start" in result:
+        start, end = result["load_average_start"][0], result["load_average_end"][0]
+        lines += [f"Load average during the run: {start:.2f} -> {end:.2f}.", ""]
+    lines += ["| measurement | value | limit | met |", "|---|---|---|---|"]
     names = {
         "packed_adapt_p99_ms": "packed adapt (search + switch) p99, ms",
         "overhead_smallest_us": "wrapper overhead, smallest config, us",
@@ -165,13 +210,33 @@ def markdown(result: dict[str, Any]) -> str:
         "rss_packed_mb": "runtime-only RSS, packed, MB",
         "rss_evolve_mb": "runtime-only RSS, evolve, MB",
         "evolve_switch_p95_ms": "evolve switch until served (cold build) p95, ms",
+        "shared_switch_p99_ms": "shared switch p99, ms",
+        "shared_full_invoke_ratio": "shared / packed XNNPACK invoke, full config",
+        "shared_smallest_invoke_ratio": "shared / packed XNNPACK invoke, smallest config",
+        "shared_file_ratio": "shared model file / backbone weights",
     }
     for key, value in t.items():
         lines.append(
             f"| {names.get(key, key)} | {value['value']:.4g} | {value['limit']:g} | {'yes' if value['met'] else 'no'} |"
         )
+    lines.append("")
+    if "shared" in result:
+        sh = result["shared"]
+        lines.append(
+            f"shared: switch p50 {sh['switch_p50_ms'] * 1e3:.1f} us / p99 {sh['switch_p99_ms'] * 1e3:.1f} us; "
+            + "; ".join(
+                f"{label} {c['key']} {c['shared_us']:.1f} us vs packed XNNPACK {c['packed_us']:.1f} us "
+                f"(CPU time ratio {c['cpu_ratio']:.2f}) "
+                f"({'delegate' if c['on_delegate'] else 'primary graph, LiteRT kernels'})"
+                for label, c in (("full", sh["full"]), ("smallest", sh["smallest"]))
+            )
+            + f"; worst delegate-served configuration {sh['max_delegate_ratio']:.2f}x packed; max |shared - packed| "
+            f"{sh['max_abs_diff']:.1e}; file {sh['file_bytes'] / 1e6:.3f} MB vs backbone weights "
+            f"{sh['backbone_weight_bytes'] / 1e6:.3f} MB (load average {sh.get('load_average', float('nan')):.2f})."
+        )
+    if p is None:
+        return "\n".join(lines) + "\n"
     lines += [
-        "",
         f"adapt p50 {p['adapt']['adapt_p50_us']:.1f} us over {int(p['adapt']['contexts'])} context changes; "
         f"search alone p50 {p['search_only']['search_p50_us']:.1f} us / "
         f"p99 {p['search_only']['search_p99_us']:.1f} us; "
@@ -198,8 +263,19 @@ def run(fv: flags.FlagValues) -> int:
     """Measures and writes the JSON and markdown files."""
     from tflite_adaspring.fileio import atomic_write_json, atomic_write_text
 
-    result = measure(fv)
-    out = Path(fv.json or f"docs/results/runtime_{result['task']}.json")
+    if fv.mode == "shared":
+        from tflite_adaspring.metadata import read_metadata
+
+        task = read_metadata(fv.model).task
+        out = Path(fv.json or f"docs/results/runtime_{task}.json")
+        previous = json.loads(out.read_text()) if out.is_file() else None
+        result = merge_shared(previous, measure_shared(fv), task)
+    else:
+        result = measure(fv)
+        out = Path(fv.json or f"docs/results/runtime_{result['task']}.json")
+        previous = json.loads(out.read_text()) if out.is_file() else {}
+        if "shared" in previous:  # measured separately (--mode shared): keep it
+            result = merge_shared(result, previous["shared"], result["task"])
     atomic_write_json(out, result)
     atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))

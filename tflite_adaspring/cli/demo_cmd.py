@@ -79,8 +79,8 @@ def select_configs(
     recalibrated statistics are kept, so the export reuses them). The largest and the smallest
     configurations are always kept (the static baselines); then whole fronts are taken best first, the
     last one needed thinned evenly over MACs. Candidates and picks are limited to decomposition branches
-    whose weights beyond the backbone fit ``branch_budget`` (so the evolve file stays near the full
-    model's size; :func:`tflite_adaspring.export.evolve.branch_bytes`).
+    whose weights beyond the backbone and the smallest configuration's fit ``branch_budget`` (so the
+    evolve file stays near the full model's size; :func:`tflite_adaspring.export.evolve.branch_bytes`).
 
     Args:
       supernet: the trained supernet.
@@ -88,7 +88,8 @@ def select_configs(
       calibration: BatchNorm recalibration batches.
       k: configurations wanted.
       candidates: random configurations sampled (plus the largest and the smallest).
-      branch_budget: a fraction of the largest configuration's weight bytes.
+      branch_budget: a fraction of the largest configuration's weight bytes (0: only slices of the largest
+        and the smallest configurations' branches).
 
     Returns:
       Up to ``k`` configurations.
@@ -98,7 +99,7 @@ def select_configs(
 
     space = supernet.space
     largest, smallest = space.largest(), space.smallest()
-    budget = branch_budget * supernet.cost(largest).weight_bytes()
+    budget = branch_bytes(supernet, [largest, smallest]) + branch_budget * supernet.cost(largest).weight_bytes()
 
     def fits(configs: list) -> bool:
         return branch_bytes(supernet, configs) <= budget

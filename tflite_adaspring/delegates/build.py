@@ -46,6 +46,7 @@ OPTIMIZED_SOURCES = (
     "delegates/abi_check.cc",
     "delegates/node_support.cc",
     "delegates/partition_kernel.cc",
+    "delegates/weight_source.cc",
     "delegates/delegate.cc",
 )
 HEADER_DIRS = ("delegates", "kernels")

@@ -79,13 +79,17 @@ def is_available() -> bool:
     return hasattr(library, "tflite_plugin_create_delegate")
 
 
-def delegate_options(num_threads: int = 1, log_level: str = "silent", weight_source: Any = None) -> dict[str, str]:
+def delegate_options(
+    num_threads: int = 1, log_level: str = "silent", weight_source: Any = None, weight_config: Any = None
+) -> dict[str, str]:
     """Validate the options of :func:`load` and render them as the library's string options.
 
     Args:
       num_threads: threads of the delegate's kernels, 1 to 64.
       log_level: ``"silent"``, ``"info"`` or ``"debug"`` (diagnostics on stderr).
       weight_source: path of the shared-weight file, or None.
+      weight_config: the configuration of ``weight_source`` whose views the delegate computes (None: the
+        file's only one).
 
     Returns:
       The options dictionary passed to ``load_delegate``.
@@ -104,6 +108,12 @@ def delegate_options(num_threads: int = 1, log_level: str = "silent", weight_sou
                 f"weight_source={weight_source!r} is not an existing file; pass the exported shared-weight file"
             )
         options["weight_source"] = os.fspath(weight_source)
+    if weight_config is not None:
+        if weight_source is None or not isinstance(weight_config, str) or not weight_config:
+            raise DelegateError(
+                f"weight_config={weight_config!r} is invalid: give a configuration key together with weight_source"
+            )
+        options["weight_config"] = weight_config
     return options
 
 
@@ -120,14 +130,17 @@ def load(
     log_level: str = "silent",
     weight_source: str | os.PathLike | None = None,
     library_path: str | os.PathLike | None = None,
+    weight_config: str | None = None,
 ) -> Any:
     """Load the AdaSpring delegate, ready for ``Interpreter(..., experimental_delegates=[delegate])``.
 
     Args:
       num_threads: threads of the delegate's kernels, 1 to 64 (independent of the interpreter's).
       log_level: ``"silent"``, ``"info"`` or ``"debug"``.
-      weight_source: path of the shared-weight file exported with the model, or None.
+      weight_source: path of a shared-weight file (written by the ``shared`` runtime mode,
+        :mod:`tflite_adaspring.runtime.weight_source`), or None.
       library_path: the ``.so`` to load; default: :func:`library_path`.
+      weight_config: the configuration of ``weight_source`` to compute (None: the file's only one).
 
     Returns:
       The runtime's delegate object (``ai_edge_litert.interpreter.Delegate``).
@@ -136,7 +149,7 @@ def load(
       DelegateError: invalid option, or the library refused to load (its message is included).
       DelegateNotFoundError: no library found.
     """
-    options = delegate_options(num_threads, log_level, weight_source)
+    options = delegate_options(num_threads, log_level, weight_source, weight_config)
     path = Path(library_path) if library_path is not None else _locate_library()
     if not path.is_file():
         raise DelegateNotFoundError(f"delegate library {path} does not exist; {_BUILD_HINT}")
@@ -162,6 +175,10 @@ class DelegateStats:
     skipped_candidates: int
     partition_invokes: int
     node_invokes: int
+    shared_views: int
+    claimed_shared: int
+    shared_weight_bytes: int
+    weight_source_mappings: int
 
     @property
     def claimed_nodes(self) -> int:

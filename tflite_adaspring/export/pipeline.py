@@ -6,8 +6,9 @@
    (cached in a samples file when one is given);
 4. search the whole space with the predictors, select K configurations covering the front, always with
    the largest and the smallest; for ``evolve`` storage, only configurations whose decomposition branches
-   beyond the backbone fit :data:`EVOLVE_BRANCH_BUDGET` (a fraction of the largest configuration's weight
-   bytes), so the file stays near the full model's size whatever K is;
+   beyond the backbone and the smallest configuration's fit :data:`EVOLVE_BRANCH_BUDGET` (a fraction of the
+   largest configuration's weight bytes; 0: width, depth and rank slices of those two only), so the file
+   stays near the full model's size whatever K is;
 5. export them (:func:`~tflite_adaspring.export.packed.build_packed`): real latency and accuracy.
 """
 
@@ -29,7 +30,7 @@ from tflite_adaspring.profiling.pareto import Candidate, Evaluator, extremes, re
 from tflite_adaspring.profiling.plan import SubnetPlanner
 from tflite_adaspring.space import PRECISIONS
 
-EVOLVE_BRANCH_BUDGET = 0.03
+EVOLVE_BRANCH_BUDGET = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +132,8 @@ def plan_export(
     """Searches the space with the predictors and selects K configurations (see the module docstring).
 
     ``branch_budget`` (a fraction of the largest configuration's float32 weight bytes) caps the
-    decomposition-branch weights the selection may add beyond the backbone (evolve storage); None: no cap.
+    decomposition-branch weights the selection may add beyond the backbone and the required (largest,
+    smallest) configurations' own branches (evolve storage); None: no cap.
     """
     space = restrict_precisions(supernet.space, precisions)
     evaluate = Evaluator(supernet, lut, predictor, threads)
@@ -142,7 +144,8 @@ def plan_export(
     else:
         from tflite_adaspring.export.evolve import branch_bytes
 
-        budget = int(branch_budget * supernet.cost(supernet.space.largest()).weight_bytes())
+        budget = branch_bytes(supernet, [r.config for r in required])
+        budget += int(branch_budget * supernet.cost(supernet.space.largest()).weight_bytes())
         chosen = select_k(front, k, required, lambda configs: branch_bytes(supernet, configs), budget)
     return ExportPlan(chosen, len(front), evaluate.evaluated, predictor, lut)
 

@@ -410,3 +410,134 @@ def bench_creation(model: ModelSource, n: int = 50) -> dict[str, float]:
         **_percentiles(_timed(lambda: Interpreter(**load), n), "create_warm"),
         **_percentiles(_timed(lambda: Interpreter(**load, warm_up=False), n), "create_cold"),
     }
+
+
+def _weight_bytes(model: ModelSource, key: str) -> int:
+    """Bytes of the float32 constant tensors (the weights) of one signature of a model."""
+    from tflite_adaspring.metadata import _model_bytes, _schema
+
+    buf, _ = _model_bytes(model)
+    try:
+        flat = _schema().Model.GetRootAs(buf, 0)
+        subgraph = next(
+            flat.SignatureDefs(i).SubgraphIndex()
+            for i in range(flat.SignatureDefsLength())
+            if flat.SignatureDefs(i).SignatureKey().decode() == key
+        )
+        graph, total = flat.Subgraphs(subgraph), 0
+        for i in range(graph.TensorsLength()):
+            tensor = graph.Tensors(i)
+            buffer = flat.Buffers(tensor.Buffer())
+            if tensor.Type() == 0:
+                total += buffer.DataLength() or (buffer.Size() if buffer.Offset() > 1 else 0)
+        return int(total)
+    finally:
+        if hasattr(buf, "close"):
+            buf.close()
+
+
+def bench_shared(
+    packed: ModelSource,
+    evolve: ModelSource,
+    switches: int = 10_000,
+    n: int = 500,
+    rounds: int = 15,
+    num_threads: int | None = None,
+) -> dict[str, Any]:
+    """Shared mode against packed XNNPACK on the same configurations, in one process.
+
+    Args:
+      packed: the packed model of the configurations (XNNPACK reference).
+      evolve: the evolve-mode model run with ``storage="shared"``.
+      switches: ``set_active`` calls timed (cycling through every configuration).
+      n: invokes per timing block.
+      rounds: interleaved blocks per variant (packed and shared alternate).
+      num_threads: interpreter and delegate threads.
+
+    Returns:
+      ``switch_p50_ms``/``switch_p99_ms``; per configuration (``configs``) and for the ``full`` (most
+      MACs) and ``smallest`` configuration: packed and shared median µs per invoke (wall clock;
+      ``_cpu_us``: the invoking thread's CPU time, insensitive to preemption on a busy machine), their
+      ``ratio`` (``cpu_ratio``), whether the delegate computes it (``on_delegate``; the file's own
+      primary graph runs on LiteRT's kernels) and its ``max_abs_diff`` to packed on 8 random inputs;
+      the worst of those
+      (``max_abs_diff``, ``max_delegate_ratio``); ``file_bytes``, ``backbone_weight_bytes`` (float32
+      weights of the full configuration), ``file_ratio`` and ``weight_source_bytes``.
+
+    Raises:
+      ConfigError: shared mode is not available (the reason of the fallback is quoted).
+    """
+    import warnings
+
+    from tflite_adaspring.metadata import _model_bytes
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shared = Interpreter(**_load(evolve), num_threads=num_threads, storage="shared")
+    if shared.storage_mode != "shared":
+        raise ConfigError(f"shared mode is not available: {'; '.join(str(w.message) for w in caught)}")
+    reference = backend().interpreter_class(**_load(packed), num_threads=num_threads)
+    keys = shared.metadata.keys
+    missing = set(keys) - set(reference.get_signature_list())
+    if missing:
+        raise ConfigError(f"the packed model lacks configurations {sorted(missing)} of the evolve model")
+    storage = shared._storage
+    primary = storage.primary().key
+
+    cycle = [keys[i % len(keys)] for i in range(switches + 1)]
+    position = iter(range(1, switches + 1))
+    times = _timed(lambda: shared.set_active(cycle[next(position)]), switches)
+
+    detail = reference.get_signature_runner(keys[0]).get_input_details()
+    name, spec = next(iter(detail.items()))
+    x = np.random.default_rng(0).normal(size=spec["shape"]).astype(spec["dtype"])
+    configs = {}
+    probes = np.random.default_rng(1).normal(size=(8, *spec["shape"])).astype(spec["dtype"])
+    for row in shared.configs:
+        ours = storage.ready(shared.metadata.keys.index(row.key)).interpreter.get_signature_runner(row.key)
+        theirs = reference.get_signature_runner(row.key)
+        diff = 0.0
+        for probe in probes:
+            expected, got = theirs(**{name: probe}), ours(**{name: probe})
+            diff = max(diff, *(float(np.max(np.abs(got[k] - v))) for k, v in expected.items()))
+        variants = {"packed": lambda r=theirs: r(**{name: x}), "shared": lambda r=ours: r(**{name: x})}
+        for fn in variants.values():
+            _timed(fn, 100)
+        blocks: dict[str, list[float]] = {v: [] for v in variants}
+        cpu: dict[str, list[float]] = {v: [] for v in variants}
+        for _ in range(rounds):
+            for label, fn in variants.items():
+                start = time.thread_time()
+                blocks[label].append(float(np.median(_timed(fn, n))) * 1e6)
+                cpu[label].append((time.thread_time() - start) / n * 1e6)
+        entry = {f"{label}_us": float(np.median(v)) for label, v in blocks.items()}
+        entry.update({f"{label}_cpu_us": float(np.median(v)) for label, v in cpu.items()})
+        entry["ratio"] = entry["shared_us"] / entry["packed_us"]
+        entry["cpu_ratio"] = entry["shared_cpu_us"] / entry["packed_cpu_us"]
+        entry.update(on_delegate=row.key != primary, macs=row.macs, max_abs_diff=diff)
+        configs[row.key] = entry
+    by_macs = sorted(shared.configs, key=lambda r: r.macs)
+    full, smallest = by_macs[-1].key, by_macs[0].key
+    buf, _ = _model_bytes(evolve)
+    file_bytes = len(buf)
+    if hasattr(buf, "close"):
+        buf.close()
+    backbone = _weight_bytes(packed, full)
+    us = times * 1e6
+    on_delegate = [c["ratio"] for c in configs.values() if c["on_delegate"]]
+    return {
+        "configs": configs,
+        "max_abs_diff": max(c["max_abs_diff"] for c in configs.values()),
+        "max_delegate_ratio": max(on_delegate, default=float("nan")),
+        "full": {"key": full, **configs[full]},
+        "smallest": {"key": smallest, **configs[smallest]},
+        "primary": primary,
+        "switch_p50_ms": float(np.median(us)) / 1e3,
+        "switch_p99_ms": float(np.percentile(us, 99)) / 1e3,
+        "switches": switches,
+        "file_bytes": file_bytes,
+        "backbone_weight_bytes": backbone,
+        "file_ratio": file_bytes / backbone,
+        "weight_source_bytes": storage.weight_source_bytes,
+        "delegate_threads": num_threads or 1,
+    }

@@ -23,6 +23,12 @@ background thread has derived the new weights and built, allocated and warmed it
 then swapped in atomically (:attr:`target` names the configuration asked for, :attr:`active` the one
 serving; :meth:`wait_until_active` blocks until they agree).
 
+``shared`` (``Interpreter(..., storage="shared")`` on an evolve file): every configuration is built at
+creation and computes from one copy of the backbone weights through the AdaSpring delegate
+(:mod:`tflite_adaspring.runtime.shared`), so a switch is immediate and copies no weight. When the delegate
+is not available (library missing, ABI self-check refused, ...) a ``RuntimeWarning`` says why and the model
+runs in evolve mode.
+
 Every configuration is warmed up (one invoke with zeros) when the wrapper is created: the first invoke
 of a signature costs 0.15-0.35 ms on real models, and warming lazily would either put that cost on the
 first inference after a switch or run the interpreter from the adapting thread while another thread
@@ -41,13 +47,20 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from tflite_adaspring.context.snapshot import ContextSnapshot, Requirements
-from tflite_adaspring.errors import ConfigError, DataValidationError, InputMismatchError, ModelFormatError
+from tflite_adaspring.errors import (
+    ConfigError,
+    DataValidationError,
+    DelegateError,
+    InputMismatchError,
+    ModelFormatError,
+)
 from tflite_adaspring.metadata import ModelMetadata, SignatureInfo, read_metadata
 from tflite_adaspring.runtime.backend import backend
 from tflite_adaspring.runtime.search import (
@@ -60,7 +73,7 @@ from tflite_adaspring.runtime.search import (
     observe_latency,
 )
 from tflite_adaspring.runtime.slots import ConfigSlot, ModelHandle, Port, StorageStrategy, seal
-from tflite_adaspring.runtime.storage import STORAGE_MODES
+from tflite_adaspring.runtime.storage import STORAGE_MODES, STORAGE_OVERRIDES
 
 _perf_counter = time.perf_counter
 
@@ -149,12 +162,17 @@ class Interpreter:
       history_size: how many decisions :attr:`history` keeps.
       warm_up: run every configuration once with zeros at creation (evolve mode: every one built).
       cache_size: evolve mode: how many built configurations to keep besides the primary.
+      storage: how to run an evolve-mode file: None or ``"evolve"`` (build configurations on demand) or
+        ``"shared"`` (every configuration computes from one copy of the weights through the AdaSpring
+        delegate; falls back to evolve mode with a ``RuntimeWarning`` when the delegate is unavailable).
+        Packed files only accept None or ``"packed"``.
       **interpreter_kwargs: further LiteRT ``Interpreter`` arguments (``experimental_op_resolver_type`` ...).
 
     Raises:
       FileNotFoundError: ``model_path`` does not exist.
       ModelFormatError: the model is corrupted, lacks ``adaspring`` metadata, or its storage mode is
         not supported by this runtime.
+      ConfigError: ``storage`` does not apply to the model's storage mode.
     """
 
     def __init__(
@@ -169,6 +187,7 @@ class Interpreter:
         history_size: int = 1024,
         warm_up: bool = True,
         cache_size: int = 4,
+        storage: str | None = None,
         **interpreter_kwargs: Any,
     ):
         if (model_path is None) == (model_content is None):
@@ -198,7 +217,25 @@ class Interpreter:
             return lite(model_content=content, **kwargs)
 
         handle = ModelHandle(raw, self._metadata, source, make_interpreter, cache_size)
-        self._storage: StorageStrategy = strategy_class(handle)
+        mode = self._metadata.storage_mode
+        if storage not in (None, mode, *STORAGE_OVERRIDES.get(mode, ())):
+            allowed = ", ".join(repr(m) for m in (mode, *STORAGE_OVERRIDES.get(mode, ())))
+            raise ConfigError(f"storage={storage!r} does not apply to a {mode} model; use None or {allowed}")
+        if storage == "shared":
+            user_delegates = list(experimental_delegates or [])
+
+            def open_interpreter(path: str, extra: Sequence[Any]) -> Any:
+                return lite(model_path=path, **dict(kwargs, experimental_delegates=[*extra, *user_delegates]))
+
+            try:
+                self._storage: StorageStrategy = STORAGE_OVERRIDES[mode]["shared"](
+                    handle, open_interpreter, num_threads or 1
+                )
+            except DelegateError as exc:
+                warnings.warn(f"shared storage unavailable, running in evolve mode: {exc}", RuntimeWarning, 2)
+                self._storage = strategy_class(handle)
+        else:
+            self._storage = strategy_class(handle)
         self._rows = {info.key: row for row, info in enumerate(self._metadata.signatures)}
         self._policy = policy or Policy()
         self._table = SearchTable.from_metadata(self._metadata, self._policy.energy_profile)
@@ -513,7 +550,7 @@ class Interpreter:
 
     @property
     def storage_mode(self) -> str:
-        """The model's storage mode (``packed`` or ``evolve``)."""
+        """How the model runs: ``packed``, ``evolve`` or ``shared``."""
         return self._storage.mode
 
     def wait_until_active(self, timeout: float | None = None) -> bool:

@@ -176,6 +176,43 @@ class StorageStrategy(Protocol):
         ...
 
 
+class AlwaysReadySlots:
+    """The slot bookkeeping of a storage whose every configuration is runnable from the start.
+
+    A subclass sets ``self._slots`` (one per metadata row, table order) and ``self._primary``.
+    """
+
+    fixed_slots = True
+    _slots: tuple[ConfigSlot, ...]
+    _primary: ConfigSlot
+
+    def primary(self) -> ConfigSlot:
+        """The configuration the model file runs itself."""
+        return self._primary
+
+    def slots(self) -> tuple[ConfigSlot, ...]:
+        """One slot per metadata row, in table order."""
+        return self._slots
+
+    def ready(self, row: int) -> ConfigSlot:
+        """Every slot is runnable."""
+        return self._slots[row]
+
+    def request(self, row: int, done: BuildDone) -> ConfigSlot:
+        """Every slot is runnable: returns it, never calls ``done``."""
+        return self._slots[row]
+
+    def build(self, row: int) -> ConfigSlot:
+        """Every slot is runnable."""
+        return self._slots[row]
+
+    def set_input_size(self, name: str, size: np.ndarray) -> None:
+        """Nothing to remember: every slot exists and is resized by the interpreter."""
+
+    def close(self) -> None:
+        """Nothing runs in the background."""
+
+
 def make_port(interpreter: Any, name: str, index: int, subgraph: int) -> Port:
     """The :class:`Port` of one tensor of a LiteRT interpreter."""
     w = interpreter._interpreter

@@ -4,6 +4,9 @@
   model; every slot exists and is warm from the start, so a switch is one reference assignment.
 * ``evolve`` (:class:`~tflite_adaspring.runtime.evolve.EvolveStorage`): the backbone weights are stored
   once; a configuration's weights are derived and its interpreter built in the background on demand.
+* ``shared`` (:class:`~tflite_adaspring.runtime.shared.SharedStorage`): an evolve file run through the
+  AdaSpring delegate; every configuration computes from one copy of the backbone weights (opt-in with
+  ``Interpreter(..., storage="shared")``).
 
 The slot types and the strategy interface live in :mod:`tflite_adaspring.runtime.slots`.
 """
@@ -12,12 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from tflite_adaspring.errors import ModelFormatError
 from tflite_adaspring.runtime.evolve import EvolveStorage
+from tflite_adaspring.runtime.shared import SharedStorage
 from tflite_adaspring.runtime.slots import (
-    BuildDone,
+    AlwaysReadySlots,
     ConfigSlot,
     ModelHandle,
     Port,
@@ -26,10 +28,20 @@ from tflite_adaspring.runtime.slots import (
     signature_slot,
 )
 
-__all__ = ["STORAGE_MODES", "ConfigSlot", "EvolveStorage", "ModelHandle", "PackedStorage", "Port", "StorageStrategy"]
+__all__ = [
+    "STORAGE_MODES",
+    "STORAGE_OVERRIDES",
+    "ConfigSlot",
+    "EvolveStorage",
+    "ModelHandle",
+    "PackedStorage",
+    "Port",
+    "SharedStorage",
+    "StorageStrategy",
+]
 
 
-class PackedStorage:
+class PackedStorage(AlwaysReadySlots):
     """``packed`` mode: each configuration is one signature (subgraph) of a single interpreter.
 
     Every subgraph's weights are loaded (and packed by XNNPACK) up front, so switching is free.
@@ -43,7 +55,6 @@ class PackedStorage:
     """
 
     mode = "packed"
-    fixed_slots = True
 
     def __init__(self, model: ModelHandle):
         interpreter = model.interpreter
@@ -61,37 +72,15 @@ class PackedStorage:
         for slot in slots[1:]:
             check_same_ports(slots[0], slot)
         self._slots = tuple(slots)
-        self._primary = min(slots, key=lambda s: s.subgraph)
-
-    def primary(self) -> ConfigSlot:
-        """The slot of subgraph 0 (or the lowest subgraph any configuration uses)."""
-        return self._primary
-
-    def slots(self) -> tuple[ConfigSlot, ...]:
-        """One slot per metadata row, in table order."""
-        return self._slots
-
-    def ready(self, row: int) -> ConfigSlot:
-        """Packed slots are always runnable."""
-        return self._slots[row]
-
-    def request(self, row: int, done: BuildDone) -> ConfigSlot:
-        """Packed slots are always runnable: returns the slot, never calls ``done``."""
-        return self._slots[row]
-
-    def build(self, row: int) -> ConfigSlot:
-        """Packed slots are always runnable."""
-        return self._slots[row]
-
-    def set_input_size(self, name: str, size: np.ndarray) -> None:
-        """Nothing to remember: every slot exists and is resized by the interpreter."""
+        self._primary = min(slots, key=lambda s: s.subgraph)  # subgraph 0, or the lowest one any row uses
 
     def interpreters(self) -> tuple[Any, ...]:
         """The single interpreter every slot runs on."""
         return (self._interpreter,)
 
-    def close(self) -> None:
-        """Nothing runs in the background."""
-
 
 STORAGE_MODES: dict[str, type] = {"packed": PackedStorage, "evolve": EvolveStorage}
+"""Strategy per file ``storage_mode``."""
+
+STORAGE_OVERRIDES: dict[str, dict[str, type]] = {"evolve": {"shared": SharedStorage}}
+"""File storage mode -> the other modes ``Interpreter(storage=...)`` may run it in, and their strategies."""
