@@ -80,7 +80,8 @@ def test_recalibration_only_changes_the_chosen_configs_statistics(supernet):
     stored = supernet.bn_statistics[small]
     i = bns.index(supernet.net.stem_bn)  # a BN every config uses
     first = bns[i]
-    assert np.allclose(first.statistics()[0].numpy(), stored[i][0])
+    # (the stored copy is rounded to float16 precision: relative error <= 2^-11)
+    np.testing.assert_allclose(first.statistics()[0].numpy(), stored[i][0], rtol=1e-3, atol=1e-7)
     assert not np.allclose(first.statistics()[0].numpy(), before[i])
     unused = bns.index(supernet.net.stages[0].blocks[-1].branch("std").bn_a)  # skipped by the smallest config
     assert np.array_equal(bns[unused].statistics()[0].numpy(), before[unused])
@@ -90,6 +91,28 @@ def test_recalibration_only_changes_the_chosen_configs_statistics(supernet):
     with supernet.using_statistics(large):  # nothing stored for the largest: unchanged
         assert all(np.array_equal(bn.statistics()[0].numpy(), mean) for bn, mean in zip(bns, before))
     with supernet.using_statistics(small):
-        assert np.allclose(first.statistics()[0].numpy(), stored[i][0])
+        assert np.array_equal(first.statistics()[0].numpy(), stored[i][0])
     assert np.array_equal(first.statistics()[0].numpy(), before[i])
+    supernet.bn_statistics.clear()
+
+
+def test_half_precision_rounds_to_float16_only_when_it_can_hold_the_values():
+    from tflite_adaspring.supernet import half_precision
+
+    got = half_precision(np.array([1.0001, 0.1, -3.0], np.float32))
+    # float16 has an 11-bit significand: 1.0001 -> 1.0, 0.1 -> 0.0999755859375, -3 stays
+    np.testing.assert_array_equal(got, np.array([1.0, 0.0999755859375, -3.0], np.float32))
+    assert got.dtype == np.float32
+    big = np.array([1.0001, 70000.0], np.float32)  # beyond float16's range: left as it is
+    np.testing.assert_array_equal(half_precision(big), big)
+    assert np.isnan(half_precision(np.array([np.nan], np.float32))[0])
+
+
+def test_stored_statistics_are_float16_exact(supernet):
+    x = np.random.default_rng(4).normal(size=(16, *supernet.backbone.input_shape)).astype("f")
+    small = supernet.space.smallest()
+    supernet.recalibrate(small, [x[:8], x[8:]])
+    for mean, var in supernet.bn_statistics[small]:
+        for values in (mean, var):
+            np.testing.assert_array_equal(values.astype(np.float16).astype(np.float32), values)
     supernet.bn_statistics.clear()

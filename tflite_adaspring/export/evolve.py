@@ -47,6 +47,13 @@ _FLOAT32 = 0  # TensorType.FLOAT32
 _PLACEHOLDER_OFFSET = 1 << 40  # any value > 1 with a fixed encoded size while the layout is computed
 
 
+def _compact(values: np.ndarray) -> np.ndarray:
+    """float16 when that holds ``values`` exactly (recalibrated statistics are rounded to it), else float32."""
+    values = np.asarray(values, np.float32)
+    half = values.astype(np.float16)
+    return half if np.array_equal(half.astype(np.float32), values) else values
+
+
 class RecipeBuilder:
     """Collects the supernet tensors and the candidate recipes of each configuration.
 
@@ -67,8 +74,8 @@ class RecipeBuilder:
 
     def _bn(self, name: str, layer: Any, n: int, stats: list[tuple[np.ndarray, np.ndarray]], key: str) -> dict:
         mean, var = stats[self._bn_index[id(layer)]]
-        self.tensors[f"stats.{key}.{name}.mean"] = np.asarray(mean[:n], np.float32)
-        self.tensors[f"stats.{key}.{name}.var"] = np.asarray(var[:n], np.float32)
+        self.tensors[f"stats.{key}.{name}.mean"] = _compact(mean[:n])
+        self.tensors[f"stats.{key}.{name}.var"] = _compact(var[:n])
         return {
             "gamma": self._var(f"{name}.gamma", layer.gamma),
             "beta": self._var(f"{name}.beta", layer.beta),
