@@ -123,10 +123,14 @@ def measure(fv: flags.FlagValues) -> dict[str, Any]:
     }
     if fv.evolve_model:
         container = read_evolve_container(fv.evolve_model)
+        largest = max((r for r in meta.signatures if r.precision == "fp32"), key=lambda r: r.params)
+        file_bytes = os.path.getsize(fv.evolve_model)
         result["evolve"] = {
             "model": str(fv.evolve_model),
-            "file_bytes": os.path.getsize(fv.evolve_model),
+            "file_bytes": file_bytes,
             "tensor_bytes": container.tensor_bytes,
+            "largest_weight_bytes": largest.weight_bytes,
+            "file_ratio_to_largest_weights": file_bytes / largest.weight_bytes,
             "switch": bench_evolve_switch(fv.evolve_model, n=fv.evolve_switches, num_threads=fv.threads),
             "build_interference": bench_build_interference(fv.evolve_model, fv.interference_invokes, fv.threads),
         }
@@ -251,7 +255,8 @@ def markdown(result: dict[str, Any]) -> str:
     if "evolve" in result:
         e, s = result["evolve"], result["evolve"]["switch"]
         lines.append(
-            f"evolve file {e['file_bytes'] / 1e6:.2f} MB vs packed {p['file_bytes'] / 1e6:.2f} MB; switch until "
+            f"evolve file {e['file_bytes'] / 1e6:.2f} MB ({e.get('file_ratio_to_largest_weights', float('nan')):.3f}x "
+            f"the largest configuration's weights) vs packed {p['file_bytes'] / 1e6:.2f} MB; switch until "
             f"served p50 {s['cold_p50_ms']:.2f} ms cold / {s['cached_p50_ms'] * 1e3:.0f} us cached; serving-thread "
             f"invoke p99 {e['build_interference']['idle_p99_us']:.0f} us idle vs "
             f"{e['build_interference']['during_builds_p99_us']:.0f} us during builds."
