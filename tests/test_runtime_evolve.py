@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import sys
-import threading
 import time
 
 import evolve_factory as ef
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
+from switch_storm import fine_thread_switching, run_storm
 
 from tflite_adaspring.context.snapshot import ContextSnapshot, Requirements
 from tflite_adaspring.errors import ModelFormatError
@@ -143,15 +142,7 @@ def test_switch_latency_measurement(models: ef.EvolveModels) -> None:
     assert result["build_p50_ms"] > 0
 
 
-@pytest.fixture()
-def fast_thread_switching():
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
-
-
-def test_switch_storm_while_invoking_gives_whole_configurations(models: ef.EvolveModels, fast_thread_switching) -> None:
+def test_switch_storm_while_invoking_gives_whole_configurations(models: ef.EvolveModels) -> None:
     xs = [models.x[j : j + 1] for j in range(3)]
     whole = Interpreter(model_content=models.evolve)  # each configuration's output, computed alone
     keys = whole.metadata.keys
@@ -166,50 +157,26 @@ def test_switch_storm_while_invoking_gives_whole_configurations(models: ef.Evolv
     interp = Interpreter(model_content=models.evolve, cache_size=1, policy=Policy(dwell_s=0.0, switch_margin=0.0))
     runner = interp.get_signature_runner()
     port_in, port_out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
-    done = threading.Event()
-    requested, errors = [], []
 
-    def switcher() -> None:
-        try:
-            loose, tight = Requirements(energy_mode="performance"), Requirements(latency_budget_ms=1e-6)
-            for i in range(SWITCHES):
-                if i % 10 == 9:
-                    interp.adapt(ContextSnapshot(timestamp=float(i), requirements=tight if i % 20 == 9 else loose))
-                else:
-                    interp.set_active(keys[(i * 7 // 3) % len(keys)])
-                requested.append(interp.target)
-                if i % 50 == 0:
-                    time.sleep(0.001)  # let builds finish between bursts of requests
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=switcher)
-    seen: dict[tuple[str, int], int] = {}
-    torn = []
-    n = 0
-    thread.start()
-    while not done.is_set() or n < 300:
-        j = n % len(xs)
+    def invoke(n: int, j: int) -> np.ndarray:
         if n % 2:
-            out = runner(input=xs[j])["probabilities"]
-        else:
-            interp.set_tensor(port_in, xs[j])
-            interp.invoke()
-            out = interp.get_tensor(port_out)
-        who = owner.get(out.tobytes())
-        if who is None or who[1] != j:
-            torn.append((n, who))
-        else:
-            seen[who] = seen.get(who, 0) + 1
-        n += 1
-    thread.join()
+            return runner(input=xs[j])["probabilities"]
+        interp.set_tensor(port_in, xs[j])
+        interp.invoke()
+        return interp.get_tensor(port_out)
+
+    def pause(i: int) -> None:
+        if i % 50 == 0:
+            time.sleep(0.001)  # let builds finish between bursts of requests
+
+    with fine_thread_switching():
+        storm = run_storm(interp, SWITCHES, lambda i: keys[(i * 7 // 3) % len(keys)], invoke, owner, len(xs),
+                          pause, min_invokes=300)  # fmt: skip
     interp.close()
 
-    assert not errors, errors
-    assert not torn, torn[:5]
-    assert len(requested) == SWITCHES
-    assert sum(1 for a, b in itertools.pairwise(requested) if a != b) >= SWITCHES // 2
+    assert not storm.errors, storm.errors
+    assert not storm.torn, storm.torn[:5]
+    assert len(storm.requested) == SWITCHES
+    assert sum(1 for a, b in itertools.pairwise(storm.requested) if a != b) >= SWITCHES // 2
     assert len(interp._storage.build_ms) >= 10  # real background builds overlapped the invokes
-    assert len({key for key, _ in seen}) >= 2
+    assert len({key for key, _ in storm.seen}) >= 2
