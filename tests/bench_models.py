@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_adaspring.metadata import _pack, _schema, write_metadata
+from tflite_adaspring.metadata import pack_model, tflite_schema, write_metadata
 from tflite_adaspring.profiling.ops import OpSpec
 
 IN_FEATURES = 32
@@ -31,7 +31,7 @@ def fc_model(widths: tuple[int, ...] = (8, 64, 256), signatures: bool = True, se
     Returns:
       The model bytes.
     """
-    s = _schema()
+    s = tflite_schema()
     rng = np.random.default_rng(seed)
     buffers = [s.BufferT()]
     code = s.OperatorCodeT()
@@ -74,7 +74,7 @@ def fc_model(widths: tuple[int, ...] = (8, 64, 256), signatures: bool = True, se
     model.version, model.description = 3, "tflite-adaspring bench test model"
     model.operatorCodes, model.subgraphs, model.buffers = [code], subgraphs, buffers
     model.signatureDefs = signature_defs if signatures else None
-    return _pack(model)
+    return pack_model(model)
 
 
 def fc_model_with_metadata(widths: tuple[int, ...] = (8, 64, 256)) -> bytes:

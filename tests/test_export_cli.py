@@ -57,9 +57,9 @@ def test_inspect_and_export_fail_clearly(
 ) -> None:
     assert main(["adaspring", "inspect", str(tmp_path / "missing.tflite")]) == 1
     assert "does not exist" in capsys.readouterr().err
-    stripped = md._unpack(tiny.export.model_bytes)
+    stripped = md.unpack_model(tiny.export.model_bytes)
     stripped.metadata = []
-    plain = md.save_model(tmp_path / "plain.tflite", md._pack(stripped))
+    plain = md.save_model(tmp_path / "plain.tflite", md.pack_model(stripped))
     assert main(["adaspring", "inspect", str(plain)]) == 1
     assert "no 'adaspring' metadata" in capsys.readouterr().err
     assert main(["adaspring", "inspect"]) == 2

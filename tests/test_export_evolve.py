@@ -8,7 +8,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
 
 from tflite_adaspring.errors import ModelFormatError
-from tflite_adaspring.metadata import _schema, _unpack, read_metadata
+from tflite_adaspring.metadata import read_metadata, tflite_schema, unpack_model
 from tflite_adaspring.runtime import Interpreter
 from tflite_adaspring.runtime.evolve import read_evolve_container
 from tflite_adaspring.runtime.evolve_store import WeightDeriver, assemble
@@ -34,7 +34,7 @@ def _float_constants(model, key: str) -> dict[int, np.ndarray]:
 
 def _stripped_tensors(skeleton) -> dict[int, object]:
     """Tensor index -> StrippedBuffer, read from the skeleton's own flatbuffer (buffers with an offset)."""
-    model = _schema().Model.GetRootAs(skeleton.flatbuffer, 0)
+    model = tflite_schema().Model.GetRootAs(skeleton.flatbuffer, 0)
     graph = model.Subgraphs(0)
     by_offset = {b.offset: b for b in skeleton.buffers}
     out = {}
@@ -46,7 +46,7 @@ def _stripped_tensors(skeleton) -> dict[int, object]:
 
 
 def test_every_derived_buffer_equals_the_converters_constant(models: ef.EvolveModels) -> None:
-    packed = _unpack(models.packed)
+    packed = unpack_model(models.packed)
     container = read_evolve_container(models.evolve)
     deriver = WeightDeriver(container.tensors)
     keys = read_metadata(models.packed).keys
@@ -65,7 +65,7 @@ def test_every_derived_buffer_equals_the_converters_constant(models: ef.EvolveMo
             assert diff <= tolerance, (key, index, buffer.recipe["kind"], diff)
             kinds.add(buffer.recipe["kind"])
         # the assembled model holds exactly the derived bytes at every stripped tensor
-        assembled = _float_constants(_unpack(assemble(skeleton, deriver)), key)
+        assembled = _float_constants(unpack_model(assemble(skeleton, deriver)), key)
         for index, buffer in stripped.items():
             np.testing.assert_array_equal(assembled[index], deriver.derive(buffer.recipe))
     assert {"conv", "bias", "depthwise", "bn_scale", "bn_shift", "svd_first", "svd_second", "svd_product"} <= kinds

@@ -77,7 +77,7 @@ def test_compressed_signatures_lose_at_most_1p5_points_against_their_fp32_twin(t
 
 
 def test_each_signature_really_has_its_precision(tiny: ef.TinyExport) -> None:
-    model = md._unpack(tiny.export.model_bytes)
+    model = md.unpack_model(tiny.export.model_bytes)
     graph = {sd.signatureKey.decode(): model.subgraphs[sd.subgraphIndex] for sd in model.signatureDefs}
     for row in tiny.export.metadata.signatures:
         types = {t.type for t in graph[row.key].tensors}
@@ -88,7 +88,7 @@ def test_each_signature_really_has_its_precision(tiny: ef.TinyExport) -> None:
 
 def test_identical_buffers_are_shared(tiny: ef.TinyExport) -> None:
     assert tiny.export.size_after_dedup <= tiny.export.size_before_dedup
-    model = md._unpack(tiny.export.model_bytes)
+    model = md.unpack_model(tiny.export.model_bytes)
     referenced = [t.buffer for g in model.subgraphs for t in g.tensors if t.buffer]
     payloads = [np.asarray(model.buffers[b].data, np.uint8).tobytes() for b in set(referenced)]
     assert len(payloads) == len(set(payloads))  # no two distinct buffers hold the same bytes
@@ -130,10 +130,10 @@ def test_broken_exports_raise_typed_errors(tiny: ef.TinyExport, path: Path, tmp_
     corrupted[8:64] = bytes(56)  # zero the root table's vtable region
     with pytest.raises(ModelFormatError):
         md.read_metadata(bytes(corrupted))
-    stripped = md._unpack(model)
+    stripped = md.unpack_model(model)
     stripped.metadata = [m for m in stripped.metadata if m.name not in (b"adaspring", "adaspring")]
     with pytest.raises(md.MissingMetadataError, match="adaspring export"):
-        md.read_metadata(md._pack(stripped))
+        md.read_metadata(md.pack_model(stripped))
     newer = dict(tiny.export.metadata.to_json(), schema_version=md.SCHEMA_VERSION + 1)
     with pytest.raises(SchemaVersionError, match="newer"):
         md.read_metadata(md.write_metadata_entry(model, md.METADATA_NAME, json.dumps(newer).encode()))

@@ -11,7 +11,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from tflite_adaspring.errors import ConfigError, ModelFormatError, SchemaVersionError
-from tflite_adaspring.metadata import _unpack
+from tflite_adaspring.metadata import unpack_model
 from tflite_adaspring.profiling import opbench
 from tflite_adaspring.profiling.lut import LatencyLUT, OverheadFit, fit_overhead
 from tflite_adaspring.profiling.ops import OpSpec
@@ -50,7 +50,7 @@ def test_op_model_runs_and_reads_back_as_its_spec(spec: OpSpec) -> None:
     interpreter.allocate_tensors()
     interpreter.invoke()
     assert len(interpreter.get_output_details()) == 3
-    unpacked = _unpack(model)
+    unpacked = unpack_model(model)
     assert subgraph_ops(unpacked, unpacked.subgraphs[0]) == [spec] * 3
     assert OpSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
 

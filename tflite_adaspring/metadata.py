@@ -44,7 +44,7 @@ _BUFFER_ALIGNMENT = 16  # the schema's force_align for Buffer.data
 ModelSource = bytes | bytearray | memoryview | str | os.PathLike
 
 
-def _schema() -> Any:
+def tflite_schema() -> Any:
     """The generated TFLite flatbuffer schema module (LiteRT's copy, else TensorFlow's)."""
     try:
         from ai_edge_litert import schema_py_generated
@@ -366,7 +366,7 @@ class ModelMetadata:
 # reading
 
 
-def _model_bytes(source: ModelSource) -> tuple[Any, str]:
+def open_model_buffer(source: ModelSource) -> tuple[Any, str]:
     """Returns a buffer over the model (a read-only mmap for paths) and a name for messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return source, "model_content"
@@ -411,9 +411,9 @@ def verify_model(source: ModelSource) -> None:
         raise ModelFormatError(f"{name}: not a valid .tflite flatbuffer (truncated or corrupted?): {exc}") from exc
 
 
-def _find_entry(buf: Any, name: str) -> bytes | None:
+def find_metadata_entry(buf: Any, name: str) -> bytes | None:
     """Returns the bytes of metadata entry ``name`` or None (flatbuffer read API, no unpack)."""
-    schema = _schema()
+    schema = tflite_schema()
     model = schema.Model.GetRootAs(buf, 0)
     wanted = name.encode()
     for i in range(model.MetadataLength()):
@@ -452,11 +452,11 @@ def read_metadata(source: ModelSource, verify: bool = True) -> ModelMetadata:
     """
     if verify:
         verify_model(source)
-    buf, name = _model_bytes(source)
+    buf, name = open_model_buffer(source)
     try:
         _check_identifier(bytes(buf[:8]), name)
         try:
-            raw = _find_entry(buf, METADATA_NAME)
+            raw = find_metadata_entry(buf, METADATA_NAME)
         except ModelFormatError:
             raise
         except Exception as exc:  # flatbuffer reads of garbage fail with struct/index errors
@@ -502,9 +502,9 @@ def _aligned_buffer_class(schema: Any) -> type:
     return AlignedBufferT
 
 
-def _unpack(model_bytes: bytes) -> Any:
+def unpack_model(model_bytes: bytes) -> Any:
     """Unpacks a model into the flatbuffer object API, resolving offset-stored buffers."""
-    schema = _schema()
+    schema = tflite_schema()
     buf = bytes(model_bytes)
     _check_identifier(buf[:8], "model_content")
     try:
@@ -518,11 +518,11 @@ def _unpack(model_bytes: bytes) -> Any:
     return model
 
 
-def _pack(model: Any) -> bytes:
+def pack_model(model: Any) -> bytes:
     """Packs an object-API model with aligned buffers."""
     import flatbuffers
 
-    schema = _schema()
+    schema = tflite_schema()
     aligned = _aligned_buffer_class(schema)
     model.buffers = [aligned(data=b.data, offset=b.offset, size=b.size) for b in model.buffers or []]
     builder = flatbuffers.Builder(1 << 16)
@@ -562,8 +562,8 @@ def write_metadata_entry(model_bytes: bytes, name: str, payload: bytes) -> bytes
     Raises:
       ModelFormatError: the model bytes are not a .tflite.
     """
-    schema = _schema()
-    model = _unpack(model_bytes)
+    schema = tflite_schema()
+    model = unpack_model(model_bytes)
     model.buffers = model.buffers or [schema.BufferT()]
     model.metadata = model.metadata or []
     data = np.frombuffer(bytes(payload), dtype=np.uint8)
@@ -578,7 +578,7 @@ def write_metadata_entry(model_bytes: bytes, name: str, payload: bytes) -> bytes
         model.buffers.append(schema.BufferT(data=data))
         entry.buffer = len(model.buffers) - 1
     entry.name = name
-    return _pack(model)
+    return pack_model(model)
 
 
 def save_model(path: str | os.PathLike, model_bytes: bytes) -> Path:
@@ -610,8 +610,8 @@ def deduplicate_buffers(model_bytes: bytes) -> bytes:
     Returns:
       The smaller model; it loads and computes exactly what the input model computes.
     """
-    schema = _schema()
-    model = _unpack(model_bytes)
+    schema = tflite_schema()
+    model = unpack_model(model_bytes)
     buffers = model.buffers or [schema.BufferT()]
     tensors = [t for sg in model.subgraphs or [] for t in sg.tensors or []]
     variable_buffers = {t.buffer for t in tensors if t.isVariable}
@@ -640,4 +640,4 @@ def deduplicate_buffers(model_bytes: bytes) -> bytes:
         m.buffer = new_index[m.buffer]
     if model.metadataBuffer is not None:
         model.metadataBuffer = [new_index[i] for i in model.metadataBuffer]
-    return _pack(model)
+    return pack_model(model)

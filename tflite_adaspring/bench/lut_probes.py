@@ -147,7 +147,7 @@ def read_lut_probes(path: str | os.PathLike) -> LutProbes:
       ModelFormatError: not a .tflite, or no/malformed ``adaspring_lut_probes`` entry.
       SchemaVersionError: written by a newer schema.
     """
-    from tflite_adaspring.metadata import _find_entry, verify_model
+    from tflite_adaspring.metadata import find_metadata_entry, verify_model
 
     path = Path(path)
     if not path.is_file():
@@ -155,7 +155,7 @@ def read_lut_probes(path: str | os.PathLike) -> LutProbes:
                                  "`python -m tflite_adaspring.bench.lut_probes --run RUN --out FILE`)")  # fmt: skip
     data = path.read_bytes()
     verify_model(data)
-    raw = _find_entry(data, METADATA_ENTRY)
+    raw = find_metadata_entry(data, METADATA_ENTRY)
     if raw is None:
         raise ModelFormatError(f"{path}: no '{METADATA_ENTRY}' entry; it is not a latency-table probe file (write "
                                "one with `python -m tflite_adaspring.bench.lut_probes`)")  # fmt: skip

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from tflite_adaspring.errors import ModelFormatError
-from tflite_adaspring.metadata import _pack, _schema, _unpack, read_metadata, write_metadata, write_metadata_entry
+from tflite_adaspring.metadata import (
+    pack_model,
+    read_metadata,
+    tflite_schema,
+    unpack_model,
+    write_metadata,
+    write_metadata_entry,
+)
 from tflite_adaspring.runtime.evolve_store import (
     EVOLVE_METADATA_NAME,
     GRAPH_KINDS,
@@ -283,7 +290,7 @@ def extract_signature(model: Any, subgraph: int, strip: dict[int, dict[str, Any]
       ``(flatbuffer, stripped)`` where ``stripped`` lists :class:`StrippedBuffer` in offset order; the
       runnable model is the flatbuffer followed by the stripped weights at their offsets.
     """
-    schema = _schema()
+    schema = tflite_schema()
     strip = strip or {}
     graph = copy.deepcopy(model.subgraphs[subgraph])
     signature = copy.deepcopy(next(s for s in model.signatureDefs if s.subgraphIndex == subgraph))
@@ -314,7 +321,7 @@ def extract_signature(model: Any, subgraph: int, strip: dict[int, dict[str, Any]
 
     def pack() -> bytes:
         single.buffers = list(buffers)
-        return _pack(single)
+        return pack_model(single)
 
     flatbuffer = pack()
     if not stripped:
@@ -400,7 +407,7 @@ def evolve_from_packed(
             if calibration is None:
                 raise ModelFormatError(f"no BatchNorm statistics for {config.id}; pass the export's calibration")
             supernet.recalibrate(config, calibration)
-    model = _unpack(packed)
+    model = unpack_model(packed)
     subgraphs = {s.signatureKey.decode() if isinstance(s.signatureKey, bytes) else s.signatureKey: s.subgraphIndex
                  for s in model.signatureDefs}  # fmt: skip
     builder = RecipeBuilder(supernet)

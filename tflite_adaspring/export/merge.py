@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tflite_adaspring.errors import ModelFormatError
-from tflite_adaspring.metadata import _pack, _schema, _unpack
+from tflite_adaspring.metadata import pack_model, tflite_schema, unpack_model
 
 _SUBGRAPH_FIELDS = ("thenSubgraphIndex", "elseSubgraphIndex", "condSubgraphIndex", "bodySubgraphIndex",
                     "initSubgraphIndex", "subgraph")  # fmt: skip
@@ -42,7 +42,7 @@ def merge_models(models: Sequence[bytes]) -> bytes:
     """
     if len(models) == 1:
         return bytes(models[0])
-    schema = _schema()
+    schema = tflite_schema()
     merged = schema.ModelT()
     merged.version = 3
     merged.description = "tflite-adaspring merged model"
@@ -52,7 +52,7 @@ def merge_models(models: Sequence[bytes]) -> bytes:
     meta_by_name: dict[str, Any] = {}
     keys: set[str] = set()
     for model_bytes in models:
-        model = _unpack(model_bytes)
+        model = unpack_model(model_bytes)
         buffer_map = {0: 0}
         for i, b in enumerate(model.buffers or []):
             if i:
@@ -91,7 +91,7 @@ def merge_models(models: Sequence[bytes]) -> bytes:
                 entry.buffer = buffer_map[entry.buffer]
                 meta_by_name[name] = entry
     merged.metadata = list(meta_by_name.values())
-    return _pack(merged)
+    return pack_model(merged)
 
 
 def rename_signatures(model_bytes: bytes, renames: Mapping[str, str], order: Sequence[str] | None = None) -> bytes:
@@ -108,7 +108,7 @@ def rename_signatures(model_bytes: bytes, renames: Mapping[str, str], order: Seq
     Raises:
       ModelFormatError: unknown old keys, duplicate new keys, or an order that is not a permutation.
     """
-    model = _unpack(model_bytes)
+    model = unpack_model(model_bytes)
     defs = model.signatureDefs or []
     old_keys = [_text(sd.signatureKey) for sd in defs]
     unknown = sorted(set(renames) - set(old_keys))
@@ -126,4 +126,4 @@ def rename_signatures(model_bytes: bytes, renames: Mapping[str, str], order: Seq
             raise ModelFormatError(f"order {list(order)} is not a permutation of the keys {new_keys}")
         position = {k: i for i, k in enumerate(order)}
         model.signatureDefs = sorted(defs, key=lambda sd: position[_text(sd.signatureKey)])
-    return _pack(model)
+    return pack_model(model)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tflite_adaspring.metadata import _pack, _schema
+from tflite_adaspring.metadata import pack_model, tflite_schema
 from tflite_adaspring.profiling._litert import make_interpreter
 from tflite_adaspring.profiling.ops import OpSpec
 
@@ -110,7 +110,7 @@ def build_op_model(spec: OpSpec, copies: int = 1, seed: int = 0) -> bytes:
     Returns:
       The .tflite bytes.
     """
-    s = _schema()
+    s = tflite_schema()
     b = _Builder(s, np.random.default_rng(seed))
     dt = spec.dtype
     in_dtype = "float32" if spec.op == "QUANTIZE" else dt
@@ -142,7 +142,7 @@ def build_op_model(spec: OpSpec, copies: int = 1, seed: int = 0) -> bytes:
     model = s.ModelT()
     model.version, model.description = 3, f"adaspring op bench: {spec.key} x{copies}"
     model.operatorCodes, model.subgraphs, model.buffers = [code], [graph], b.buffers
-    return _pack(model)
+    return pack_model(model)
 
 
 def _operands(spec: OpSpec, b: _Builder, s: Any) -> tuple[list[int], int, Any]:

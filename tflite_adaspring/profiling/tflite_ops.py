@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tflite_adaspring.metadata import _schema, _unpack
+from tflite_adaspring.metadata import tflite_schema, unpack_model
 from tflite_adaspring.profiling.ops import OpSpec
 
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -18,7 +18,7 @@ _INT8 = 9  # TensorType.INT8
 
 def builtin_names() -> dict[int, str]:
     """Builtin operator code -> name."""
-    schema = _schema()
+    schema = tflite_schema()
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
@@ -35,7 +35,7 @@ def signature_ops(model_bytes: bytes, key: str) -> list[OpSpec]:
     Raises:
       KeyError: no such signature (the message lists the keys).
     """
-    model = _unpack(model_bytes)
+    model = unpack_model(model_bytes)
     keys = [_text(sd.signatureKey) for sd in model.signatureDefs or []]
     if key not in keys:
         raise KeyError(f"no signature {key!r}; the model has {keys}")

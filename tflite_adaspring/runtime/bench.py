@@ -414,11 +414,11 @@ def bench_creation(model: ModelSource, n: int = 50) -> dict[str, float]:
 
 def _weight_bytes(model: ModelSource, key: str) -> int:
     """Bytes of the float32 constant tensors (the weights) of one signature of a model."""
-    from tflite_adaspring.metadata import _model_bytes, _schema
+    from tflite_adaspring.metadata import open_model_buffer, tflite_schema
 
-    buf, _ = _model_bytes(model)
+    buf, _ = open_model_buffer(model)
     try:
-        flat = _schema().Model.GetRootAs(buf, 0)
+        flat = tflite_schema().Model.GetRootAs(buf, 0)
         subgraph = next(
             flat.SignatureDefs(i).SubgraphIndex()
             for i in range(flat.SignatureDefsLength())
@@ -469,7 +469,7 @@ def bench_shared(
     """
     import warnings
 
-    from tflite_adaspring.metadata import _model_bytes
+    from tflite_adaspring.metadata import open_model_buffer
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -518,7 +518,7 @@ def bench_shared(
         configs[row.key] = entry
     by_macs = sorted(shared.configs, key=lambda r: r.macs)
     full, smallest = by_macs[-1].key, by_macs[0].key
-    buf, _ = _model_bytes(evolve)
+    buf, _ = open_model_buffer(evolve)
     file_bytes = len(buf)
     if hasattr(buf, "close"):
         buf.close()

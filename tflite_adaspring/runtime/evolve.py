@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tflite_adaspring.errors import ModelFormatError
-from tflite_adaspring.metadata import _find_entry, _model_bytes, _schema
+from tflite_adaspring.metadata import find_metadata_entry, open_model_buffer, tflite_schema
 from tflite_adaspring.runtime.evolve_store import (
     EVOLVE_METADATA_NAME,
     EvolveContainer,
@@ -48,9 +48,9 @@ def read_evolve_container(source: bytes | str) -> EvolveContainer:
     Raises:
       ModelFormatError: the entry is missing or malformed.
     """
-    buf, name = _model_bytes(source)
+    buf, name = open_model_buffer(source)
     try:
-        raw = _find_entry(buf, EVOLVE_METADATA_NAME)
+        raw = find_metadata_entry(buf, EVOLVE_METADATA_NAME)
         if raw is None:
             raise ModelFormatError(
                 f"{name}: storage_mode is 'evolve' but the model has no '{EVOLVE_METADATA_NAME}' entry; "
@@ -65,7 +65,7 @@ def read_evolve_container(source: bytes | str) -> EvolveContainer:
 
 def _graph_constant(buf: Any, index: int, name: str) -> np.ndarray:
     """A float32 constant of subgraph 0 (a copy: the buffer may be an mmap that is closed afterwards)."""
-    model = _schema().Model.GetRootAs(buf, 0)
+    model = tflite_schema().Model.GetRootAs(buf, 0)
     graph = model.Subgraphs(0)
     if graph is None or not 0 <= index < graph.TensorsLength():
         raise ModelFormatError(f"{name}: evolve graph tensor {index} does not exist; re-export the model")
@@ -85,7 +85,7 @@ def _graph_constant(buf: Any, index: int, name: str) -> np.ndarray:
 
 def _skeleton_ports(flatbuffer: bytes) -> tuple[str, set[str], set[str]]:
     """Signature key and input/output names of a skeleton (flatbuffer read API; no interpreter)."""
-    model = _schema().Model.GetRootAs(flatbuffer, 0)
+    model = tflite_schema().Model.GetRootAs(flatbuffer, 0)
     if model.SignatureDefsLength() != 1:
         raise ModelFormatError(f"an evolve skeleton must have one signature, found {model.SignatureDefsLength()}")
     sig = model.SignatureDefs(0)

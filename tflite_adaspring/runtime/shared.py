@@ -35,7 +35,7 @@ from typing import Any
 from tflite_adaspring import delegates
 from tflite_adaspring.errors import DelegateError, ModelFormatError
 from tflite_adaspring.fileio import atomic_write_bytes
-from tflite_adaspring.metadata import _schema
+from tflite_adaspring.metadata import tflite_schema
 from tflite_adaspring.runtime.evolve import read_evolve_container
 from tflite_adaspring.runtime.evolve_store import EvolveContainer, Skeleton, StrippedBuffer, WeightDeriver
 from tflite_adaspring.runtime.slots import AlwaysReadySlots, ConfigSlot, ModelHandle, check_same_ports, signature_slot
@@ -52,7 +52,7 @@ OpenInterpreter = Callable[[str, Sequence[Any]], Any]
 def tensor_names_by_offset(flatbuffer: bytes) -> dict[int, str]:
     """Buffer offset -> tensor name for the stripped (offset-addressed) buffers of a skeleton (cached: do
     not modify the result)."""
-    model = _schema().Model.GetRootAs(flatbuffer, 0)
+    model = tflite_schema().Model.GetRootAs(flatbuffer, 0)
     graph = model.Subgraphs(0)
     names = {}
     for i in range(graph.TensorsLength()):
