@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from tflite_adaspring.errors import MissingDependencyError
+from tflite_adaspring.plotting import pyplot, save_png
 
 
 def plot_casestudy(result: dict[str, Any], path: str | Path) -> Path:
@@ -22,15 +21,8 @@ def plot_casestudy(result: dict[str, Any], path: str | Path) -> Path:
     Raises:
       MissingDependencyError: matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError("the case-study plot needs matplotlib: pip install matplotlib") from exc
+    plt = pyplot("the case-study plot")
     from tflite_adaspring.bench.casestudy import ADAPTIVE
-    from tflite_adaspring.fileio import atomic_write_bytes
 
     sim = result["simulation"]
     t = [i * sim["step_s"] / 60.0 for i in range(len(sim["budgets_ms"]))]
@@ -59,7 +51,4 @@ def plot_casestudy(result: dict[str, Any], path: str | Path) -> Path:
     title = (f"{result['task']}: adaptive runtime {a['violation_rate']:.0%} budget violations, accuracy "
              f"{a['mean_accuracy']:.3f}; latency measured x modeled slowdown, energy modeled")  # fmt: skip
     fig.suptitle(title, fontsize=10)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_png(fig, path, dpi=100)

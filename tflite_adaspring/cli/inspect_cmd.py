@@ -6,13 +6,14 @@ accuracy-latency front with matplotlib.
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from absl import flags
+
+from tflite_adaspring.plotting import pyplot, save_png
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_boolean("json", False, "Print the metadata as JSON instead of a table.", flag_values=FLAGS)
@@ -84,16 +85,7 @@ def plot_front(metadata: Any, path: str | Path) -> Path:
     Raises:
       MissingDependencyError: matplotlib is not installed.
     """
-    from tflite_adaspring.errors import MissingDependencyError
-    from tflite_adaspring.fileio import atomic_write_bytes
-
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError("--plot needs matplotlib: pip install 'tflite-adaspring[train]'") from exc
+    plt = pyplot("--plot")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = {"fp32": "o", "fp16": "s", "int8": "^"}
     for precision, marker in markers.items():
@@ -112,10 +104,7 @@ def plot_front(metadata: Any, path: str | Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_png(fig, path, dpi=120)
 
 
 def dispatch(argv: list[str]) -> int:

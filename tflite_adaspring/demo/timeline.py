@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from tflite_adaspring.errors import MissingDependencyError
+from tflite_adaspring.plotting import pyplot, save_png
 
 
 def plot_timeline(result: dict[str, Any], path: str | Path) -> Path:
@@ -22,14 +21,7 @@ def plot_timeline(result: dict[str, Any], path: str | Path) -> Path:
     Raises:
       MissingDependencyError: matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError("the timeline needs matplotlib: pip install 'tflite-adaspring[dev]'") from exc
-    from tflite_adaspring.fileio import atomic_write_bytes
+    plt = pyplot("the timeline")
 
     windows = result["windows"]
     t = [w["t"] / 60.0 for w in windows]
@@ -65,7 +57,4 @@ def plot_timeline(result: dict[str, Any], path: str | Path) -> Path:
         ),
         fontsize=10,
     )
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_png(fig, path, dpi=110)
