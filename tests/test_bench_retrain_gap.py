@@ -33,6 +33,24 @@ def test_standalone_training_returns_an_accuracy(setup):
     assert 0.0 <= acc <= 1.0
 
 
+def test_standalone_is_evaluated_after_bn_recalibration_on_the_given_batches(setup, monkeypatch):
+    from tflite_adaspring.bench import baselines
+
+    supernet, dataset = setup
+    calibration = [dataset.train[0][:16], dataset.train[0][16:32]]
+    seen = []
+    real = baselines.recalibrate_plain
+
+    def spy(model, batches):
+        seen.append(batches)
+        return real(model, batches)
+
+    monkeypatch.setattr(baselines, "recalibrate_plain", spy)
+    options = dataclasses.replace(tiny_options(), epochs=1)
+    acc = train_standalone(supernet, supernet.space.smallest(), dataset, options, calibration)
+    assert seen == [calibration] and 0.0 <= acc <= 1.0
+
+
 def test_markdown_table_and_cli_validation(capsys):
     row = {"config": "s100-r100-fp32", "macs": 1000, "params": 10, "supernet_accuracy": 0.9,
            "standalone_accuracy": 0.88, "gap_points": 2.0}  # fmt: skip

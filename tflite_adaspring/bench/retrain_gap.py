@@ -35,19 +35,38 @@ def spanning_configs(supernet: Any, n: int, seed: int = 0) -> list[Any]:
     return [space.largest(), *middle, space.smallest()]
 
 
-def train_standalone(supernet: Any, config: Any, dataset: Any, options: Any) -> float:
+def train_standalone(
+    supernet: Any, config: Any, dataset: Any, options: Any, calibration: list[np.ndarray] | None = None
+) -> float:
     """Trains ``config``'s architecture from scratch alone and returns its test accuracy.
 
     Same epochs, batch size, optimizer, schedule, weight decay, label smoothing and augmentation as
-    the ensemble run (:func:`~tflite_adaspring.bench.standalone.fit_plain`); no distillation.
+    the ensemble run (:func:`~tflite_adaspring.bench.standalone.fit_plain`); no distillation. Like the
+    supernet subnet it is compared with, it is evaluated after BatchNorm recalibration on the same
+    batches: with few training steps the moving statistics lag the weights, and an unrecalibrated
+    small net can score near chance on a split whose batch statistics would give it 90 %.
+
+    Args:
+      supernet: the trained supernet (only its architecture for ``config`` is used).
+      config: the configuration to train alone.
+      dataset: the task's dataset.
+      options: the run's training options.
+      calibration: input batches for the BatchNorm recalibration (None: moving statistics as trained).
+
+    Returns:
+      Test accuracy of the net trained alone.
     """
     import tf_keras
 
+    from tflite_adaspring.bench.baselines import recalibrate_plain
     from tflite_adaspring.bench.standalone import fit_plain, keras_accuracy
 
     tf_keras.utils.set_random_seed(options.seed)
     model = tf_keras.models.clone_model(supernet.materialize(config))  # same architecture, fresh weights
-    return keras_accuracy(fit_plain(model, dataset, options), dataset.test)
+    model = fit_plain(model, dataset, options)
+    if calibration is not None:
+        model = recalibrate_plain(model, calibration)
+    return keras_accuracy(model, dataset.test)
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -92,7 +111,7 @@ def run(fv: flags.FlagValues) -> int:
         cost = supernet.cost(config)
         ours = accuracy(supernet, config, dataset.test, calibration)
         t1 = time.perf_counter()
-        alone = train_standalone(supernet, config, dataset, options)
+        alone = train_standalone(supernet, config, dataset, options, calibration)
         rows.append(
             {
                 "config": config.id,
