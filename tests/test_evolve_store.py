@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import lzma
 import struct
+import sys
+import zlib
 
 import numpy as np
 import pytest
 
-from tflite_adaspring.errors import ModelFormatError, SchemaVersionError
+from tflite_adaspring.errors import MissingDependencyError, ModelFormatError, SchemaVersionError
 from tflite_adaspring.runtime.evolve_store import (
     FORMAT_VERSION,
     MAGIC,
@@ -16,8 +19,10 @@ from tflite_adaspring.runtime.evolve_store import (
     StrippedBuffer,
     WeightDeriver,
     assemble,
+    from_planes,
     pack_container,
     resolve_graph_tensors,
+    to_planes,
     unfold_graph_tensor,
     unpack_container,
 )
@@ -99,6 +104,16 @@ def test_svd_factors_are_a_canonical_truncation() -> None:
     np.testing.assert_allclose(first.T @ second.T, (u[:, :4] * s[:4]) @ vh[:4], atol=1e-5)
     with pytest.raises(ModelFormatError, match="align"):
         rotated.derive({"kind": "svd_first", "kernel": "head", "rank": 4, "align": "bad"})
+    # an align of r signs stands for diag(signs): each component flips, the product stays the truncation
+    signs = np.array([1, -1, -1, 1], np.float16)
+    flipped = WeightDeriver({**t, "d": signs, "q": np.diag(signs).astype(np.float32)})
+    for kind in ("svd_first", "svd_second"):
+        by_signs = flipped.derive({"kind": kind, "kernel": "head", "rank": 4, "align": "d"})
+        np.testing.assert_allclose(by_signs, flipped.derive({"kind": kind, "kernel": "head", "rank": 4, "align": "q"}))
+    first = flipped.derive({"kind": "svd_first", "kernel": "head", "rank": 4, "align": "d"})
+    np.testing.assert_array_equal(first[1], -plain[1])
+    second = flipped.derive({"kind": "svd_second", "kernel": "head", "rank": 4, "align": "d"})
+    np.testing.assert_allclose(first.T @ second.T, (u[:, :4] * s[:4]) @ vh[:4], atol=1e-5)
 
 
 def _skeleton(t: dict[str, np.ndarray]) -> Skeleton:
@@ -149,6 +164,10 @@ def test_malformed_containers_fail_with_a_clear_error() -> None:
         unpack_container(pack_container(t, [outside]))
     with pytest.raises(ModelFormatError, match="dtype"):
         pack_container({"x": np.zeros(3, np.float64)}, [])
+    corrupted = bytearray(payload)
+    corrupted[len(payload) // 2] ^= 0xFF
+    with pytest.raises(ModelFormatError, match="corrupted"):
+        unpack_container(bytes(corrupted))
 
 
 BN = {"gamma": "gamma", "beta": "beta", "mean": "mean", "var": "var", "eps": EPS, "n": 8}
@@ -203,6 +222,107 @@ def test_graph_tensors_round_trip_and_resolve() -> None:
         )
     with pytest.raises(ModelFormatError, match="unknown tensors"):  # a recipe naming neither
         pack_container(stored, [_skeleton(t)])
+
+
+def _body(payload: bytes) -> tuple[dict, bytes]:
+    """The header and data section of a version-3 entry, decoded by hand from the documented layout."""
+    magic, version, stream_bytes = struct.unpack_from("<8sII", payload, 0)
+    assert (magic, version, len(payload)) == (MAGIC, 3, 16 + stream_bytes)
+    body = lzma.decompress(payload[16:], format=lzma.FORMAT_XZ)
+    (header_bytes,) = struct.unpack_from("<I", body, 0)
+    return json.loads(body[4 : 4 + header_bytes]), body[4 + header_bytes :]
+
+
+def test_version_3_stores_tensors_byte_planar_once_in_one_xz_stream() -> None:
+    np.testing.assert_array_equal(  # byte 0 of every element, then byte 1
+        np.frombuffer(to_planes(np.array([1.0, 2.0], np.float16)), np.uint8), [0x00, 0x00, 0x3C, 0x40]
+    )
+    t = {
+        **_tensors(),
+        "stats.a": np.arange(6, dtype=np.float16),
+        "stats.b": np.arange(6, dtype=np.float16),  # the same values: stored once
+        "index": np.array([3, -1], np.int32),
+        "scalar": np.array(2.5, np.float32),
+        "empty": np.zeros((0, 4), np.float32),
+    }
+    skeleton = _skeleton(t)
+    payload = pack_container(t, [skeleton])
+    header, data = _body(payload)
+    entries = header["tensors"]
+    assert entries["stats.a"]["offset"] == entries["stats.b"]["offset"]
+    assert len(data) == sum(a.nbytes for a in t.values()) - t["stats.b"].nbytes + len(skeleton.flatbuffer)
+    conv = entries["conv"]
+    stored = data[conv["offset"] : conv["offset"] + conv["nbytes"]]
+    assert stored == to_planes(t["conv"]) and stored != t["conv"].tobytes()
+    assert data[header["skeletons"]["cfg01"]["offset"] :] == skeleton.flatbuffer
+    container = unpack_container(payload)
+    for name, array in t.items():
+        got = container.tensors[name]
+        assert got.dtype == array.dtype and got.shape == array.shape and not got.flags.writeable, name
+        np.testing.assert_array_equal(got, array)
+    assert container.skeletons["cfg01"] == skeleton
+    assert container.tensor_bytes == sum(a.nbytes for a in t.values())  # what the tensors hold, shared or not
+    # skeletons and their recipes repeat each other: one stream compresses them together
+    flatbuffer = bytes(RNG.integers(0, 256, 2000, dtype=np.uint8))
+    alike = [Skeleton(f"cfg{i:02d}", flatbuffer, 2048 + 160, (StrippedBuffer(2048, (5, 8), "float32", recipe),))
+             for i, recipe in enumerate([skeleton.buffers[0].recipe] * 20)]  # fmt: skip
+    assert len(pack_container({"dense": t["dense"]}, alike)) < 2 * len(flatbuffer)
+    np.testing.assert_array_equal(from_planes(to_planes(t["head"]), "float32", (8, 12)), t["head"])
+
+
+def test_version_3_without_lzma_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = pack_container({"dense": _tensors()["dense"]}, [])
+    monkeypatch.setitem(sys.modules, "lzma", None)  # as in a Python built without liblzma
+    with pytest.raises(MissingDependencyError, match="lzma"):
+        unpack_container(payload)
+
+
+def test_graph_tensor_batchnorm_needs_only_its_scale() -> None:
+    t = _tensors()
+    scale_only = {"gamma": "gamma", "var": "var", "eps": EPS, "n": 8}
+    folded = np.ascontiguousarray((t["conv"] * (t["gamma"] / np.sqrt(t["var"] + EPS))).transpose(3, 0, 1, 2))
+    graph = {"conv": {"tensor": 2, "kind": "conv", "shape": [1, 3, 6, 8], "bn": scale_only}}
+    stored = {"gamma": t["gamma"], "var": t["var"]}
+    container = unpack_container(pack_container(stored, [], graph))
+    resolved = resolve_graph_tensors(container, lambda index: folded)
+    np.testing.assert_allclose(resolved.tensors["conv"], t["conv"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelFormatError, match="malformed bn"):
+        pack_container(stored, [], {"conv": {**graph["conv"], "bn": {"gamma": "gamma", "eps": EPS, "n": 8}}})
+
+
+def test_version_2_containers_are_still_read() -> None:
+    t = _tensors()
+    stored = {k: v for k, v in t.items() if k not in ("dense", "conv")}  # the graph holds those two
+    skeleton = _skeleton(t)
+    tensors, blobs, cursor = {}, [], 0
+    for name, array in stored.items():  # version 2: raw tensors, 16-byte aligned
+        start = -(-cursor // 16) * 16
+        blobs.append(b"\0" * (start - cursor) + array.tobytes())
+        tensors[name] = {"dtype": array.dtype.name, "shape": list(array.shape), "offset": start, "nbytes": array.nbytes}
+        cursor = start + array.nbytes
+    compressed = zlib.compress(skeleton.flatbuffer)
+    start = -(-cursor // 16) * 16
+    blobs.append(b"\0" * (start - cursor) + compressed)
+    buffer = {"offset": 64, "shape": [5, 8], "dtype": "float32", "recipe": skeleton.buffers[0].recipe}
+    skeletons = {"cfg01": {"offset": start, "nbytes": len(compressed), "encoding": "zlib", "model_nbytes": 224,
+                           "buffers": [buffer]}}  # fmt: skip
+    graph = {
+        "dense": {"tensor": 7, "kind": "dense", "shape": [8, 5], "bn": None},
+        "conv": {"tensor": 2, "kind": "conv", "shape": [1, 3, 6, 8], "bn": BN},
+    }  # version 2 wrote the whole bn
+    header = zlib.compress(json.dumps({"tensors": tensors, "graph_tensors": graph, "skeletons": skeletons}).encode())
+    head = MAGIC + struct.pack("<II", 2, len(header)) + header
+    payload = head + b"\0" * (-len(head) % 16) + b"".join(blobs)
+    container = unpack_container(payload)
+    assert container.graph_tensors == graph and set(container.tensors) == set(stored)
+    for name, array in stored.items():
+        np.testing.assert_array_equal(container.tensors[name], array)
+    assert container.skeletons["cfg01"] == skeleton
+    folded = np.ascontiguousarray((t["conv"] * (t["gamma"] / np.sqrt(t["var"] + EPS))).transpose(3, 0, 1, 2))
+    resolved = resolve_graph_tensors(container, lambda index: t["dense"].T.copy() if index == 7 else folded)
+    np.testing.assert_allclose(resolved.tensors["conv"], t["conv"], rtol=1e-5, atol=1e-6)
+    model = assemble(resolved.skeletons["cfg01"], WeightDeriver(resolved.tensors))
+    np.testing.assert_array_equal(np.frombuffer(model[64:224], np.float32).reshape(5, 8), t["dense"].T)
 
 
 def test_version_1_containers_without_graph_tensors_are_still_read() -> None:

@@ -110,8 +110,9 @@ def test_tensors_are_stored_once_and_only_the_prefixes_used(models: ef.EvolveMod
     assert container.tensors["stage0.block0.std.conv_a.kernel"].shape[-1] == 4  # width 50 % of 8: a prefix
     assert container.tensors["stage0.block0.fire.squeeze.kernel"].shape[-1] == 1  # the widest use: 25 % of 4
     assert container.tensors["head.kernel"].shape == (16, 16)  # SVD needs the whole matrix
-    align = container.tensors["head.kernel.align.r4"]  # the factorised head (rank 4) is aligned, orthogonally
-    np.testing.assert_allclose(align @ align.T, np.eye(4), atol=1e-5)
+    # the factorised head (rank 4) is aligned onto the converter's basis: the two differ in signs only here
+    align = container.tensors["head.kernel.align.r4"]
+    assert align.shape == (4,) and set(np.abs(align).tolist()) == {1.0}
     # kernels the primary graph holds whole are not stored again: the reader unfolds them from the graph
     graph = {
         "stem.conv.kernel": net.stem_conv.kernel,
@@ -132,6 +133,27 @@ def test_tensors_are_stored_once_and_only_the_prefixes_used(models: ef.EvolveMod
     assert report["tensor_bytes"] == container.tensor_bytes == sum(container.tensors[n].nbytes for n in stored)
     assert report["graph_tensor_bytes"] == sum(container.tensors[n].nbytes for n in container.graph_tensors)
     assert report["file_bytes"] == len(models.evolve)
+
+
+def test_align_is_the_signs_when_the_bases_differ_in_signs_else_the_procrustes_rotation() -> None:
+    from tflite_adaspring.export.evolve import SVD_TOLERANCE, fit_align
+
+    rng = np.random.default_rng(5)
+    canonical = rng.normal(size=(6, 10)).astype(np.float32)  # svd_first: [rank, in], one row per component
+    signs = np.array([1, -1, -1, 1, 1, -1], np.float32)
+    noisy = canonical * signs[:, None] + np.float32(SVD_TOLERANCE / 10) * rng.uniform(-1, 1, size=(6, 10))
+    align = fit_align(canonical, noisy.astype(np.float32), "svd_first")
+    assert align.dtype == np.float16 and align.shape == (6,)
+    np.testing.assert_array_equal(align, signs)
+    second = canonical.T.copy()  # svd_second: [out, rank], one column per component
+    np.testing.assert_array_equal(fit_align(second, second * signs, "svd_second"), signs)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))  # a real rotation: signs cannot reproduce it
+    align = fit_align(canonical, (canonical.T @ q).T.astype(np.float32), "svd_first")
+    assert align.shape == (6, 6)
+    np.testing.assert_allclose(align, q, atol=1e-5)
+    # noise beyond half the tolerance (the partner factor's margin) keeps the full rotation
+    far = canonical * signs[:, None] + np.float32(SVD_TOLERANCE * 0.7) * np.sign(rng.normal(size=(6, 10)))
+    assert fit_align(canonical, far.astype(np.float32), "svd_first").shape == (6, 6)
 
 
 def test_bad_inputs_fail_with_a_clear_error(models: ef.EvolveModels) -> None:

@@ -7,7 +7,8 @@ tensors the other configurations use, each configuration's recalibrated BatchNor
 skeleton per configuration - its converted subgraph with every weight buffer emptied and replaced by a
 recipe. Kernels that the primary graph holds whole (its convolutions, depthwise convolutions and dense
 layers, BatchNorm folded) are not stored again: the container names them as graph tensors, which the
-reader unfolds, so the backbone's weights are in the file once.
+reader unfolds, so the backbone's weights are in the file once. The container is one xz stream, so what
+the file adds to the backbone is mostly the statistics and the branches the backbone lacks.
 
 Recipes are not guessed from the converter's layout: every float constant of every configuration's
 converted subgraph is matched against the candidates the supernet can derive for that configuration
@@ -206,7 +207,7 @@ def _fit(
     """Evaluates a candidate against a constant.
 
     An SVD factor reuses the ``align`` tensor of its (kernel, rank) when one exists, else fits one to
-    this constant (returned as pending: stored only if this candidate is chosen).
+    this constant (:func:`fit_align`; returned as pending: stored only if this candidate is chosen).
 
     Returns:
       ``(recipe, max abs diff, pending tensors)``.
@@ -215,7 +216,7 @@ def _fit(
     if recipe["kind"] in _SVD_KINDS:
         name = f"{recipe['kernel']}.align.r{recipe['rank']}"
         if name not in tensors:
-            pending[name] = procrustes(deriver.derive(recipe), target, recipe["kind"])
+            pending[name] = fit_align(deriver.derive(recipe), target, recipe["kind"])
         recipe = {**recipe, "align": name}
     tensors.update(pending)
     try:
@@ -224,6 +225,28 @@ def _fit(
         for name in pending:
             del tensors[name]
     return recipe, diff, pending
+
+
+def fit_align(canonical: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray:
+    """The ``align`` tensor mapping canonical SVD factors onto the converter's (see evolve_store).
+
+    The two bases usually differ only in the signs of their vectors (plus float32 noise): then the
+    ``r`` signs alone (float16, exact) are stored, when they reproduce ``target`` within half of
+    :data:`SVD_TOLERANCE` (a margin for the other factor of the pair, which reuses them); otherwise the
+    orthogonal Procrustes matrix.
+
+    Args:
+      canonical: the unaligned derived factor (``svd_first``: ``[r, in]``; ``svd_second``: ``[out, r]``).
+      target: the converter's constant of the same shape.
+      kind: ``svd_first`` or ``svd_second``.
+
+    Returns:
+      ``(r,)`` signs or the ``(r, r)`` float32 matrix.
+    """
+    q = procrustes(canonical, target, kind)
+    signs = np.where(np.diag(q) < 0, -1.0, 1.0).astype(np.float16)
+    signed = canonical * (signs[:, None] if kind == "svd_first" else signs[None, :])
+    return signs if float(np.max(np.abs(signed - target), initial=0.0)) <= SVD_TOLERANCE / 2 else q
 
 
 def match_constants(
@@ -456,7 +479,7 @@ def evolve_from_packed(
         "packed_bytes": len(packed),
         "tensor_bytes": int(sum(t.nbytes for t in stored.values())),
         "statistics_bytes": int(sum(t.nbytes for n, t in stored.items() if n.startswith("stats."))),
-        "skeleton_bytes": int(sum(len(s.flatbuffer) for s in skeletons)),  # before zlib
+        "skeleton_bytes": int(sum(len(s.flatbuffer) for s in skeletons)),  # uncompressed
         "container_bytes": len(container),
         "primary_bytes": len(main),
         "primary": primary,
@@ -494,8 +517,9 @@ def _graph_tensors(matches: list[Match], tensors: dict[str, np.ndarray]) -> dict
         extent = {"conv": (r.get("in"), r.get("out")), "depthwise": (r.get("out"),),
                   "dense": (r.get("in"), r.get("out"))}[r["kind"]]  # fmt: skip
         if all(e is None or int(e) == shape[axis] for e, axis in zip(extent, full)):
+            bn = None if r.get("bn") is None else {f: r["bn"][f] for f in ("gamma", "var", "eps", "n")}  # its scale
             out[r["kernel"]] = {"tensor": int(m.tensor), "kind": r["kind"], "shape": [int(d) for d in shape],
-                                "bn": r.get("bn")}  # fmt: skip
+                                "bn": bn}  # fmt: skip
     return out
 
 
@@ -503,7 +527,8 @@ def _used_prefixes(
     skeletons: list[Skeleton], tensors: dict[str, np.ndarray], graph_tensors: dict[str, dict[str, Any]]
 ) -> dict[str, np.ndarray]:
     """The tensors the skeletons' recipes and the graph tensors' BatchNorms read, each cut to the largest
-    prefix any of them reads; graph tensors themselves are left out (the graph holds them).
+    prefix any of them reads, in :func:`_storage_order`; graph tensors themselves are left out (the graph
+    holds them).
 
     Recipes only read prefix slices (``in``/``out``/``n``), so a branch used only at narrow widths
     stores only its narrow part; SVD recipes read their whole kernel.
@@ -536,40 +561,17 @@ def _used_prefixes(
             use(r.get("align"), {})
         if r.get("bn"):
             for field in ("gamma", "beta", "mean", "var"):
-                use(r["bn"][field], {0: r["bn"]["n"]})
+                use(r["bn"].get(field), {0: r["bn"]["n"]})
     return {
-        name: np.ascontiguousarray(tensors[name][tuple(slice(0, e) for e in ext)])
-        for name, ext in extents.items()
+        name: np.ascontiguousarray(tensors[name][tuple(slice(0, e) for e in extents[name])])
+        for name in sorted(extents, key=_storage_order)
         if name not in graph_tensors
     }
 
 
-def export_evolve(
-    supernet: Supernet,
-    configs: Sequence[Config],
-    dataset: object,
-    calibration: list[np.ndarray],
-    task: str,
-    threads: int = 1,
-) -> bytes:
-    """Recalibrates, measures and exports ``configs`` as one evolve-mode ``.tflite``.
-
-    Converts through the packed export (same table, same measured latencies), then keeps one weightless
-    skeleton per configuration and the backbone tensors once.
-
-    Args:
-      supernet: the trained supernet.
-      configs: the configurations (at least two).
-      dataset: the task's Dataset.
-      calibration: batches for BatchNorm recalibration.
-      task: task name for the metadata.
-      threads: threads for the latency measurement.
-
-    Returns:
-      The model bytes.
-    """
-    from tflite_adaspring.export.packed import export_packed
-
-    packed = export_packed(supernet, configs, dataset, calibration, task, threads=threads)
-    model, _ = evolve_from_packed(supernet, packed, calibration)
-    return model
+def _storage_order(name: str) -> tuple[str, str]:
+    """Sort key placing the statistics of one BatchNorm in every configuration side by side (they compress
+    together), after the supernet tensors."""
+    if name.startswith("stats."):
+        return "~" + name.split(".", 2)[2], name  # stats.<key>.<layer>.mean
+    return "", name

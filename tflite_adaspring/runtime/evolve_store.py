@@ -3,32 +3,42 @@
 An evolve-mode ``.tflite`` is a valid single-signature model (one configuration with its weights: what a
 plain LiteRT program runs; the export picks the largest float32 one) with two metadata entries:
 ``adaspring`` (the configuration table, ``storage_mode: "evolve"``) and ``adaspring_evolve``, a versioned
-container::
+container. All integers are little-endian. Version 3 (written) is one xz stream (LZMA2, CRC32 check)::
 
-    b"ADAEVOLV" | uint32 version | uint32 header bytes | header | zero padding to 16 | data
+    b"ADAEVOLV" | uint32 version | uint32 stream bytes | stream
+    stream = xz(uint32 header bytes | header | data)
 
-All integers are little-endian. The header is JSON, zlib-compressed since version 2 (its recipes
-repeat the same few keys hundreds of times)::
+with a JSON header::
 
     {"tensors": {name: {"dtype": "float32", "shape": [...], "offset": o, "nbytes": n}},
      "graph_tensors": {name: {"tensor": i, "kind": "conv", "shape": [...], "bn": {...} or null}},
-     "skeletons": {key: {"offset": o, "nbytes": n, "encoding": "zlib", "model_nbytes": m,
+     "skeletons": {key: {"offset": o, "nbytes": n, "model_nbytes": m,
                          "buffers": [{"offset": b, "shape": [...], "dtype": "float32", "recipe": {...}}]}}}
 
-``offset`` of tensors and skeletons is relative to the data section (16-byte aligned). A tensor is a
-supernet variable (kernel, BatchNorm gamma/beta, head weight; cut to the prefix the recipes read) or
-one configuration's recalibrated BatchNorm statistics. A skeleton (stored zlib-compressed) is the
-configuration's converted single-signature flatbuffer whose weight buffers hold no data: each points
+``offset`` of tensors and skeletons is relative to ``data``. A tensor is stored byte-planar (byte 0 of
+every element, then byte 1, ...: sign and exponent bytes sit together and compress); tensors with the
+same stored bytes share them. One stream holds everything because the skeletons and recipes of the
+configurations repeat each other far beyond a zlib window. Versions 1 and 2 are still read: there the
+header (plain JSON in version 1, zlib-compressed in version 2) is followed by zero padding to 16 and an
+uncompressed data section of 16-byte aligned raw tensors and (version 2: zlib-compressed, ``"encoding":
+"zlib"``) skeletons::
+
+    b"ADAEVOLV" | uint32 version | uint32 header bytes | header | zero padding to 16 | data
+
+A tensor is a supernet variable (kernel, BatchNorm gamma/beta, head weight; cut to the prefix the recipes
+read), one configuration's recalibrated BatchNorm statistics, or an SVD ``align`` tensor. A skeleton is
+the configuration's converted single-signature flatbuffer whose weight buffers hold no data: each points
 (``Buffer.offset``/``size``) at ``b`` bytes into the model assembled as ``skeleton + derived weights``
 (``m`` bytes in all), and its recipe says how to derive it from the tensors with numpy
 (:class:`WeightDeriver`). Layouts are LiteRT's: conv filters OHWI, depthwise
 filters ``[1, H, W, C]``, fully connected weights ``[out, in]``.
 
-A graph tensor (format version 2) is a supernet kernel that is not stored: the model's own graph holds
+A graph tensor (format version >= 2) is a supernet kernel that is not stored: the model's own graph holds
 it, as constant tensor ``i`` of its subgraph 0, in the form the recipe ``kind`` (``conv``, ``depthwise`` or
 ``dense``, at full extent, with the BatchNorm ``bn`` folded in) gives; the reader inverts that recipe
 (:func:`unfold_graph_tensor`: transpose back, divide by the BatchNorm scale) so the backbone weights are
-in the file once. Version-1 containers have no graph tensors and are still read.
+in the file once. Its ``bn`` needs only ``gamma``, ``var``, ``eps`` and ``n`` (the scale); version 2 wrote
+``beta`` and ``mean`` too. Version-1 containers have no graph tensors.
 
 Recipes (``n``/``in``/``out`` are prefix slices: channels are kept in importance order; ``bn`` is
 ``{"gamma", "beta", "mean", "var": tensor names, "eps": float, "n": channels}`` with
@@ -50,10 +60,12 @@ converter folds them):
 
 Singular vectors are made canonical (the largest-magnitude entry of each left vector positive); ``align``
 names an orthogonal ``r x r`` tensor recorded at export (Procrustes fit against the converter's own
-factors) that maps them onto the converter's basis. Only ``U_r S_r align`` times ``align^T V_r^T`` reaches
-the computation, and that product is the rank-``r`` truncation whatever basis a LAPACK build returns
-inside groups of nearly equal singular values, so a device whose numpy picks another basis still runs
-the same function; on the export host the factors also equal the converter's bytes (within 1e-4).
+factors) that maps them onto the converter's basis, or, when the two bases differ only in the signs of
+their vectors (the usual case), the ``r`` signs ``d`` alone, standing for ``diag(d)`` (version 3). Only
+``U_r S_r align`` times ``align^T V_r^T`` reaches the computation, and that product is the rank-``r``
+truncation whatever basis a LAPACK build returns inside groups of nearly equal singular values, so a
+device whose numpy picks another basis still runs the same function; on the export host the factors
+also equal the converter's bytes (within 1e-4).
 Never imports TensorFlow.
 """
 
@@ -70,14 +82,15 @@ from typing import Any
 
 import numpy as np
 
-from tflite_adaspring.errors import ModelFormatError, SchemaVersionError
+from tflite_adaspring.errors import MissingDependencyError, ModelFormatError, SchemaVersionError
 
 EVOLVE_METADATA_NAME = "adaspring_evolve"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAGIC = b"ADAEVOLV"
 ALIGNMENT = 16
 DTYPES = ("float32", "float16", "int32")
 _HEAD = struct.Struct("<8sII")
+_LENGTH = struct.Struct("<I")
 
 # recipe kind -> the fields naming tensors (checked against the container at load)
 RECIPE_TENSORS: dict[str, tuple[str, ...]] = {
@@ -93,6 +106,7 @@ RECIPE_TENSORS: dict[str, tuple[str, ...]] = {
     "zeros": (),
 }
 _BN_TENSORS = ("gamma", "beta", "mean", "var")
+_SCALE_TENSORS = ("gamma", "var")  # what a BatchNorm scale reads (a graph tensor's ``bn``)
 
 
 def align(n: int, alignment: int = ALIGNMENT) -> int:
@@ -144,7 +158,7 @@ class EvolveContainer:
     """The decoded ``adaspring_evolve`` entry.
 
     Attributes:
-      tensors: name -> read-only array (views into the payload; after
+      tensors: name -> read-only array (decoded copies; views into the payload before version 3; after
         :func:`resolve_graph_tensors`, the graph tensors too).
       skeletons: signature key -> skeleton.
       graph_tensors: name -> how to read it from the model's graph (see the module docstring).
@@ -169,10 +183,10 @@ def pack_container(
     skeletons: list[Skeleton],
     graph_tensors: Mapping[str, dict[str, Any]] | None = None,
 ) -> bytes:
-    """Serialises tensors and skeletons into the container format.
+    """Serialises tensors and skeletons into the container format (version :data:`FORMAT_VERSION`).
 
     Args:
-      tensors: name -> array (dtype in :data:`DTYPES`).
+      tensors: name -> array (dtype in :data:`DTYPES`); stored in this order (neighbours compress together).
       skeletons: the skeletons (their recipes must only name ``tensors`` or ``graph_tensors``).
       graph_tensors: name -> graph reference (see the module docstring); their ``bn`` must name ``tensors``.
 
@@ -182,24 +196,17 @@ def pack_container(
     Raises:
       ModelFormatError: an unsupported dtype or a recipe naming an unknown tensor.
     """
-    blobs: list[bytes] = []
-    cursor = 0
-
-    def place(data: bytes) -> int:
-        nonlocal cursor
-        start = align(cursor)
-        if start > cursor:
-            blobs.append(b"\0" * (start - cursor))
-        blobs.append(data)
-        cursor = start + len(data)
-        return start
-
+    data = bytearray()
+    placed: dict[bytes, int] = {}
     tensor_index = {}
     for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)  # (not ascontiguousarray: it makes a 0-d array 1-d)
         if array.dtype.name not in DTYPES:
             raise ModelFormatError(f"evolve tensor {name!r}: dtype {array.dtype.name} not in {DTYPES}")
-        offset = place(array.tobytes())
+        planar = to_planes(array)
+        offset = placed.setdefault(planar, len(data))
+        if offset == len(data):
+            data += planar
         tensor_index[name] = {"dtype": array.dtype.name, "shape": list(array.shape), "offset": offset,
                               "nbytes": array.nbytes}  # fmt: skip
     graph_index = dict(graph_tensors or {})
@@ -210,21 +217,53 @@ def pack_container(
     for skeleton in skeletons:
         for buffer in skeleton.buffers:
             _check_recipe(buffer.recipe, known, f"skeleton {skeleton.key}")
-        compressed = zlib.compress(skeleton.flatbuffer, 9)
         skeleton_index[skeleton.key] = {
-            "offset": place(compressed),
-            "nbytes": len(compressed),
-            "encoding": "zlib",
+            "offset": len(data),
+            "nbytes": len(skeleton.flatbuffer),
             "model_nbytes": skeleton.model_nbytes,
             "buffers": [
                 {"offset": b.offset, "shape": list(b.shape), "dtype": b.dtype, "recipe": b.recipe}
                 for b in skeleton.buffers
             ],
         }
-    header = {"tensors": tensor_index, "graph_tensors": graph_index, "skeletons": skeleton_index}
-    header = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
-    head = _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
-    return head + b"\0" * (align(len(head)) - len(head)) + b"".join(blobs)
+        data += skeleton.flatbuffer
+    header = json.dumps(
+        {"tensors": tensor_index, "graph_tensors": graph_index, "skeletons": skeleton_index}, separators=(",", ":")
+    ).encode()
+    body = _LENGTH.pack(len(header)) + header + bytes(data)
+    lzma = _lzma()
+    dict_size = min(max(1 << 12, 1 << (len(body) - 1).bit_length()), 1 << 26)  # the decoder allocates this much
+    # lc=4/pb=0: byte planes and JSON have no 2- or 4-byte structure, and a wider literal context helps them
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": dict_size, "lc": 4,
+                "lp": 0, "pb": 0}]  # fmt: skip
+    stream = lzma.compress(body, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
+    return _HEAD.pack(MAGIC, FORMAT_VERSION, len(stream)) + stream
+
+
+def to_planes(array: np.ndarray) -> bytes:
+    """``array``'s bytes byte-planar: byte 0 of every element, then byte 1, ... (how version 3 stores tensors)."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    return flat.view(np.uint8).reshape(-1, flat.itemsize).T.tobytes()
+
+
+def from_planes(raw: bytes | memoryview, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The array whose :func:`to_planes` bytes are ``raw`` (a read-only copy)."""
+    itemsize = np.dtype(dtype).itemsize
+    array = np.frombuffer(raw, np.uint8).reshape(itemsize, -1).T.copy().view(dtype).reshape(shape)
+    array.flags.writeable = False
+    return array
+
+
+def _lzma() -> Any:
+    """Python's ``lzma`` module (optional in CPython builds: it needs liblzma)."""
+    try:
+        import lzma
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "evolve-mode models (container version 3) need Python's lzma module, which this Python was built "
+            "without; use a Python built with liblzma (python.org, Debian, conda and Homebrew builds have it)"
+        ) from exc
+    return lzma
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,45 +303,83 @@ def _check_graph_tensor(name: str, ref: Any, tensors: Mapping[str, Any]) -> None
         raise _fail(f"{where}: malformed reference {ref!r}; kinds: {GRAPH_KINDS}")
     if not isinstance(ref.get("shape"), list) or not all(isinstance(d, int) and d > 0 for d in ref["shape"]):
         raise _fail(f"{where}: malformed shape {ref.get('shape')!r}")
-    if ref.get("bn") is not None:
-        _check_recipe({"kind": "bias", "out": 0, "bn": ref["bn"]}, tensors, where)
+    bn = ref.get("bn")
+    if bn is not None:
+        if not isinstance(bn, dict) or any(f not in bn for f in (*_SCALE_TENSORS, "eps", "n")):
+            raise _fail(f"{where}: malformed bn reference {bn!r}")
+        missing = [bn[f] for f in _SCALE_TENSORS if bn[f] not in tensors]
+        if missing:
+            raise _fail(f"{where}: its bn names unknown tensors {missing}")
+
+
+def _sections(data: memoryview, version: int, length: int) -> tuple[dict[str, Any], memoryview]:
+    """The decoded JSON header and the data section of a container of ``version``.
+
+    Args:
+      data: the whole entry.
+      version: its format version.
+      length: the head's length field (stream bytes in version 3, header bytes before).
+    """
+    end = _HEAD.size + length
+    if end > len(data) or (version < 3 and align(end) > len(data)):
+        raise _fail(f"{'stream' if version >= 3 else 'header'} extends past the end of the entry (truncated?)")
+    if version >= 3:
+        body = memoryview(_decompress(bytes(data[_HEAD.size : end])))
+        header_len = _LENGTH.unpack_from(body, 0)[0] if len(body) >= _LENGTH.size else len(body)
+        if _LENGTH.size + header_len > len(body):
+            raise _fail(f"header of {header_len} bytes does not fit the {len(body)}-byte body")
+        raw, section = body[_LENGTH.size : _LENGTH.size + header_len], body[_LENGTH.size + header_len :]
+    else:
+        raw, section = data[_HEAD.size : end], data[align(end) :]
+    try:
+        header = json.loads((zlib.decompress(raw) if version == 2 else bytes(raw)).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise TypeError(f"the header is a JSON {type(header).__name__}")
+    except (UnicodeDecodeError, ValueError, TypeError, zlib.error) as exc:
+        raise _fail(f"header is not the expected JSON ({exc!r})") from exc
+    return header, section
+
+
+def _decompress(stream: bytes) -> bytes:
+    """The body of a version-3 container."""
+    lzma = _lzma()
+    try:
+        return lzma.decompress(stream, format=lzma.FORMAT_XZ)
+    except (lzma.LZMAError, EOFError) as exc:
+        raise _fail(f"corrupted or truncated compressed stream ({exc})") from exc
 
 
 def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
-    """Decodes and validates an ``adaspring_evolve`` entry (tensors are zero-copy views).
+    """Decodes and validates an ``adaspring_evolve`` entry of any version up to :data:`FORMAT_VERSION`.
 
     Args:
       payload: the entry's bytes.
 
     Returns:
-      The container.
+      The container (tensors are read-only: zero-copy views before version 3).
 
     Raises:
       SchemaVersionError: written by a newer format version.
       ModelFormatError: truncated or malformed (the message names what).
+      MissingDependencyError: a version-3 entry and a Python without the ``lzma`` module.
     """
     data = memoryview(payload)
     if len(data) < _HEAD.size or bytes(data[:8]) != MAGIC:
         raise _fail("missing or wrong magic (not an evolve container)")
-    _, version, header_len = _HEAD.unpack_from(data, 0)
+    _, version, length = _HEAD.unpack_from(data, 0)
     if version > FORMAT_VERSION:
         raise SchemaVersionError(
             f"adaspring_evolve format version {version} is newer than this runtime supports ({FORMAT_VERSION}); "
             "upgrade: pip install -U tflite-adaspring"
         )
-    start = align(_HEAD.size + header_len)
-    if start > len(data):
-        raise _fail("header extends past the end of the entry (truncated?)")
+    header, body = _sections(data, version, length)
     try:
-        header = bytes(data[_HEAD.size : _HEAD.size + header_len])
-        header = json.loads((zlib.decompress(header) if version >= 2 else header).decode("utf-8"))
         tensor_index, skeleton_index = header["tensors"], header["skeletons"]
         graph_index = header.get("graph_tensors", {}) if version >= 2 else {}
-        if not isinstance(graph_index, dict):
-            raise TypeError(f"graph_tensors is {type(graph_index).__name__}")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, zlib.error) as exc:
+        if not all(isinstance(i, dict) for i in (tensor_index, skeleton_index, graph_index)):
+            raise TypeError("tensors, skeletons and graph_tensors must be objects")
+    except (KeyError, TypeError) as exc:
         raise _fail(f"header is not the expected JSON ({exc!r})") from exc
-    body = data[start:]
 
     def blob(entry: dict[str, Any], where: str) -> memoryview:
         try:
@@ -319,9 +396,12 @@ def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
         dtype, shape = entry.get("dtype"), tuple(int(d) for d in entry.get("shape", ()))
         if dtype not in DTYPES or math.prod(shape) * np.dtype(dtype).itemsize != len(raw):
             raise _fail(f"tensor {name!r}: dtype {dtype!r} and shape {shape} do not match {len(raw)} bytes")
-        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
-        array.flags.writeable = False
-        tensors[name] = array
+        if version >= 3:
+            tensors[name] = from_planes(raw, dtype, shape)
+        else:
+            array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+            array.flags.writeable = False
+            tensors[name] = array
     for name, ref in graph_index.items():
         if name in tensors:
             raise _fail(f"graph tensor {name!r} is also stored")
@@ -329,29 +409,33 @@ def unpack_container(payload: bytes | memoryview) -> EvolveContainer:
     known = {**tensors, **graph_index}
     skeletons = {}
     for key, entry in skeleton_index.items():
-        where = f"skeleton {key!r}"
-        flatbuffer = bytes(blob(entry, where))
-        encoding = entry.get("encoding", "raw")
-        if encoding not in ("raw", "zlib"):
-            raise _fail(f"{where}: unknown encoding {encoding!r}")
-        try:
-            flatbuffer = zlib.decompress(flatbuffer) if encoding == "zlib" else flatbuffer
-        except zlib.error as exc:
-            raise _fail(f"{where}: corrupted compressed skeleton ({exc})") from exc
-        buffers = []
-        try:
-            model_nbytes = int(entry["model_nbytes"])
-            for b in entry["buffers"]:
-                _check_recipe(b["recipe"], known, where)
-                buffers.append(StrippedBuffer(int(b["offset"]), tuple(int(d) for d in b["shape"]), b["dtype"],
-                                              b["recipe"]))  # fmt: skip
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _fail(f"{where}: malformed buffer list ({exc!r})") from exc
-        for b in buffers:
-            if b.dtype not in DTYPES or b.offset < len(flatbuffer) or b.offset + b.nbytes > model_nbytes:
-                raise _fail(f"{where}: buffer at {b.offset} ({b.dtype}, {b.shape}) does not fit the model layout")
-        skeletons[key] = Skeleton(key, flatbuffer, model_nbytes, tuple(sorted(buffers, key=lambda b: b.offset)))
+        skeletons[key] = _skeleton(key, entry, bytes(blob(entry, f"skeleton {key!r}")), known)
     return EvolveContainer(tensors, skeletons, graph_index)
+
+
+def _skeleton(key: str, entry: dict[str, Any], flatbuffer: bytes, known: Mapping[str, Any]) -> Skeleton:
+    """One skeleton of the header, validated (``flatbuffer``: its stored bytes; ``known``: nameable tensors)."""
+    where = f"skeleton {key!r}"
+    encoding = entry.get("encoding", "raw")
+    if encoding not in ("raw", "zlib"):
+        raise _fail(f"{where}: unknown encoding {encoding!r}")
+    try:
+        flatbuffer = zlib.decompress(flatbuffer) if encoding == "zlib" else flatbuffer
+    except zlib.error as exc:
+        raise _fail(f"{where}: corrupted compressed skeleton ({exc})") from exc
+    buffers = []
+    try:
+        model_nbytes = int(entry["model_nbytes"])
+        for b in entry["buffers"]:
+            _check_recipe(b["recipe"], known, where)
+            buffers.append(StrippedBuffer(int(b["offset"]), tuple(int(d) for d in b["shape"]), b["dtype"],
+                                          b["recipe"]))  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(f"{where}: malformed buffer list ({exc!r})") from exc
+    for b in buffers:
+        if b.dtype not in DTYPES or b.offset < len(flatbuffer) or b.offset + b.nbytes > model_nbytes:
+            raise _fail(f"{where}: buffer at {b.offset} ({b.dtype}, {b.shape}) does not fit the model layout")
+    return Skeleton(key, flatbuffer, model_nbytes, tuple(sorted(buffers, key=lambda b: b.offset)))
 
 
 def unfold_graph_tensor(ref: Mapping[str, Any], constant: np.ndarray, tensors: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -389,7 +473,7 @@ def unfold_graph_tensor(ref: Mapping[str, Any], constant: np.ndarray, tensors: M
         kernel = constant[0][..., None]
     kernel = np.asarray(kernel, np.float32)
     if ref.get("bn") is not None:
-        scale = WeightDeriver(tensors).bn_affine(ref["bn"])[0]
+        scale = WeightDeriver(tensors).bn_scale(ref["bn"])
         scale = scale if kind != "depthwise" else scale[:, None]
         kernel = np.divide(kernel, scale, out=np.zeros(kernel.shape, np.float32), where=scale != 0)
     kernel = np.ascontiguousarray(kernel)
@@ -489,10 +573,16 @@ class WeightDeriver:
         cached = self._affine.get(key)
         if cached is None:
             n = int(bn["n"])
-            gamma, beta, mean, var = (self._tensors[bn[f]][:n].astype(np.float32) for f in _BN_TENSORS)
-            scale = gamma * (np.float32(1.0) / np.sqrt(var + np.float32(bn["eps"])))
+            beta, mean = (self._tensors[bn[f]][:n].astype(np.float32) for f in ("beta", "mean"))
+            scale = self.bn_scale(bn)
             cached = self._affine[key] = (scale, beta - mean * scale)
         return cached
+
+    def bn_scale(self, bn: Mapping[str, Any]) -> np.ndarray:
+        """``scale`` of a BatchNorm reference (float32, ``bn["n"]`` channels; reads only gamma and var)."""
+        n = int(bn["n"])
+        gamma, var = (self._tensors[bn[f]][:n].astype(np.float32) for f in _SCALE_TENSORS)
+        return gamma * (np.float32(1.0) / np.sqrt(var + np.float32(bn["eps"])))
 
     def _scaled(self, kernel: np.ndarray, bn: Mapping[str, Any] | None) -> np.ndarray:
         return kernel if bn is None else kernel * self.bn_affine(bn)[0]
@@ -541,13 +631,18 @@ class WeightDeriver:
             return self._svd[name]
 
     def _aligned(self, columns: np.ndarray, r: Mapping[str, Any]) -> np.ndarray:
-        """``columns`` (one per singular component) times the recipe's ``align`` matrix, if any."""
+        """``columns`` (one per singular component) times the recipe's ``align`` (matrix or diagonal signs)."""
         name = r.get("align")
         if name is None:
             return columns
-        align = self._tensors[name]
-        if align.shape != (columns.shape[1], columns.shape[1]):
-            raise ModelFormatError(f"svd recipe: align {name!r} has shape {align.shape} for rank {columns.shape[1]}")
+        align, rank = self._tensors[name], columns.shape[1]
+        if align.shape == (rank,):  # the signs of a diagonal align
+            return columns * align.astype(np.float64)
+        if align.shape != (rank, rank):
+            raise ModelFormatError(
+                f"svd recipe: align {name!r} has shape {align.shape} for rank {rank} (expected ({rank}, {rank}) "
+                f"or ({rank},))"
+            )
         return columns @ align.astype(np.float64)
 
     def _svd_first(self, r: Mapping[str, Any]) -> np.ndarray:
