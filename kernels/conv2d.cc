@@ -204,6 +204,130 @@ void RunPerTapTile(const Conv2DArgs& args, const Tile& tile) {
   FinishPixels(args, slice, tile);
 }
 
+// The filter as TiledGemm packs it: one run per tap, or a single run when the taps are contiguous.
+WeightRows FilterRows(const ConvFilterView& f) {
+  WeightRows rows;
+  rows.data = f.data;
+  rows.out_channels = f.out_channels;
+  rows.out_stride = f.out_stride;
+  const int taps = f.kernel_h * f.kernel_w;
+  rows.segments = f.TapsContiguous() ? 1 : taps;
+  rows.segment_stride = f.tap_stride;
+  rows.segment_length = f.TapsContiguous() ? taps * f.in_channels : f.in_channels;
+  return rows;
+}
+
+// The input the tiled kernel reads: every output pixel's window lies inside it, so a tile's row table
+// needs no bounds checks. That is the input itself when no window reaches into the padding (and the taps
+// of a filter row are adjacent whenever they can be), else a zero-padded, dense copy in `scratch` (its
+// size is the input's: small next to the multiply-adds).
+InputView TiledInput(const Conv2DArgs& args, std::vector<float>* scratch, ConvWindow* window) {
+  const InputView& in = args.input;
+  const ConvWindow& w = args.window;
+  const ConvFilterView& f = args.filter;
+  const int64_t rows = static_cast<int64_t>(args.output.height - 1) * w.stride_h + (f.kernel_h - 1) * w.dilation_h + 1;
+  const int64_t cols = static_cast<int64_t>(args.output.width - 1) * w.stride_w + (f.kernel_w - 1) * w.dilation_w + 1;
+  const bool padded = w.pad_top > 0 || w.pad_left > 0 || rows - w.pad_top > in.height || cols - w.pad_left > in.width;
+  const bool sparse_rows = f.kernel_w > 1 && w.dilation_w == 1 && in.pixel_stride != in.channels;
+  *window = w;
+  if (!padded && !sparse_rows) return in;
+  window->pad_top = 0;
+  window->pad_left = 0;
+  const int cin = in.channels;
+  scratch->resize(static_cast<size_t>(in.batch * rows * cols * cin));
+  // Columns [left, right) of a padded row come from the input, the rest are zeros.
+  const int64_t left = std::min<int64_t>(w.pad_left, cols);
+  const int64_t right = std::max(left, std::min<int64_t>(cols, w.pad_left + static_cast<int64_t>(in.width)));
+  float* dst = scratch->data();
+  for (int n = 0; n < in.batch; ++n) {
+    for (int64_t py = 0; py < rows; ++py, dst += cols * cin) {
+      const int64_t iy = py - w.pad_top;
+      if (iy < 0 || iy >= in.height) {
+        std::memset(dst, 0, sizeof(float) * cols * cin);
+        continue;
+      }
+      std::memset(dst, 0, sizeof(float) * left * cin);
+      std::memset(dst + right * cin, 0, sizeof(float) * (cols - right) * cin);
+      const float* src = in.data + ((n * in.height + iy) * in.width + (left - w.pad_left)) * in.pixel_stride;
+      if (in.pixel_stride == cin) {
+        std::memcpy(dst + left * cin, src, sizeof(float) * (right - left) * cin);
+      } else {
+        for (int64_t px = left; px < right; ++px, src += in.pixel_stride) CopyFloats(dst + px * cin, src, cin);
+      }
+    }
+  }
+  return {scratch->data(), in.batch, static_cast<int>(rows), static_cast<int>(cols), cin, cin};
+}
+
+// Register tiles built per chunk before TiledGemm runs over them (bounds the row tables; one chunk's
+// input rows stay in cache while every channel group passes over them).
+constexpr int kTilesPerChunk = 8;
+
+// The tile's pixels through TiledGemm. `in` holds every window (TiledInput, `window` its geometry); a
+// register tile's row table points at the input runs of its pixels in the packed depth order: one run
+// per filter row (KW * Cin floats) when the taps of a filter row are adjacent in memory, else one per tap.
+void RunTiledTile(const Conv2DArgs& args, const InputView& in, const ConvWindow& window, const PackedWeights& packed,
+                  const Tile& tile) {
+  const int kh = args.filter.kernel_h;
+  const int kw = args.filter.kernel_w;
+  const int cin = args.filter.in_channels;
+  const int max_rows = packed.tile_rows;
+  const bool row_runs = kw == 1 || (window.dilation_w == 1 && in.pixel_stride == cin);
+  const int segments = row_runs ? kh : kh * kw;
+  const int length = row_runs ? kw * cin : cin;
+  thread_local std::vector<int64_t> run_offset;
+  thread_local std::vector<const float*> table;
+  run_offset.resize(segments);
+  table.resize(static_cast<size_t>(segments) * max_rows * kTilesPerChunk);
+  for (int s = 0; s < segments; ++s) {
+    const int ky = row_runs ? s : s / kw;
+    const int kx = row_runs ? 0 : s % kw;
+    const int64_t dy = static_cast<int64_t>(ky) * window.dilation_h;
+    const int64_t dx = static_cast<int64_t>(kx) * window.dilation_w;
+    run_offset[s] = (dy * in.width + dx) * in.pixel_stride;
+  }
+  const OutputView& out = args.output;
+  int64_t x = tile.pixel_begin % out.width;  // pixel coordinates, advanced without divisions
+  int64_t y = (tile.pixel_begin / out.width) % out.height;
+  int64_t n = tile.pixel_begin / (static_cast<int64_t>(out.width) * out.height);
+  // The input pixel at the top left of the window of output pixel (n, y, x).
+  auto window_origin = [&] {
+    return in.data + ((n * in.height + y * window.stride_h - window.pad_top) * in.width + x * window.stride_w -
+                      window.pad_left) *
+                         in.pixel_stride;
+  };
+  const int64_t step = window.stride_w * in.pixel_stride;
+  const float* origin = window_origin();
+  // Register tiles of near-equal height: a last tile of one or two rows would leave too few independent
+  // accumulators to hide the multiply-add latency.
+  int64_t tiles_left = (tile.pixel_end - tile.pixel_begin + max_rows - 1) / max_rows;
+  RowTile chunk[kTilesPerChunk];
+  for (int64_t q = tile.pixel_begin; q < tile.pixel_end;) {
+    int count = 0;
+    const float** runs = table.data();
+    for (; count < kTilesPerChunk && q < tile.pixel_end; ++count, --tiles_left) {
+      const int rows = static_cast<int>((tile.pixel_end - q + tiles_left - 1) / tiles_left);
+      chunk[count] = {runs, rows, out.data + q * out.pixel_stride};
+      for (int m = 0; m < rows; ++m) {
+        for (int s = 0; s < segments; ++s) runs[s * rows + m] = origin + run_offset[s];
+        if (++x < out.width) {  // the next pixel of the row exists, so does its window
+          origin += step;
+          continue;
+        }
+        x = 0;
+        if (++y == out.height) {
+          y = 0;
+          ++n;
+        }
+        if (q + m + 1 < tile.pixel_end) origin = window_origin();
+      }
+      runs += static_cast<int64_t>(segments) * rows;
+      q += rows;
+    }
+    TiledGemm(packed, chunk, count, segments, length, tile.channel_begin, tile.channel_end, out.pixel_stride);
+  }
+}
+
 // Per-tap GEMMs run over one output row at a time: good for long rows (1-D convolutions over a
 // window), while short rows (small 2-D maps) make too many small GEMM calls, where im2col wins.
 constexpr int kMinRowForPerTap = 32;
@@ -211,8 +335,19 @@ constexpr int kMinRowForPerTap = 32;
 // taps x channels costs less than the calls.
 constexpr int kMinChannelsForPerTap = 16;
 
+// Eigen's GEMM splits the depth into cache-sized blocks, so its packed weights stay in L1 across the
+// pixels; the tiled kernel re-reads each channel group's whole depth per register tile. That only
+// costs when a few pixels share deep, wide weights (there both run near the FMA peak and Eigen's blocking
+// wins by a few per cent: 4x4 maps with 3x3 filters over >= 64 channels).
+constexpr int64_t kMaxPixelsForEigen = 16;
+constexpr int64_t kMinDepthForEigen = 512;
+
 ConvMethod ResolveMethod(const Conv2DArgs& args) {
   if (args.method != ConvMethod::kAuto) return args.method;
+  const ConvFilterView& f = args.filter;
+  const int64_t pixels = static_cast<int64_t>(args.output.batch) * args.output.height * args.output.width;
+  const int64_t depth = static_cast<int64_t>(f.kernel_h) * f.kernel_w * f.in_channels;
+  if (pixels > kMaxPixelsForEigen || depth < kMinDepthForEigen) return ConvMethod::kTiled;
   if (args.filter.in_channels < kMinChannelsForPerTap) return ConvMethod::kIm2col;
   if (!args.filter.TapsContiguous()) return ConvMethod::kPerTap;  // no copy of the weights
   return args.output.width >= kMinRowForPerTap ? ConvMethod::kPerTap : ConvMethod::kIm2col;
@@ -244,29 +379,44 @@ void Conv2D(const Conv2DArgs& args, ThreadPool* pool) {
   const int channels = args.output.channels;
   const int64_t work = pixels * channels * args.filter.kernel_h * args.filter.kernel_w * args.filter.in_channels;
   const int threads = (pool != nullptr && work >= kMinWorkForThreads) ? pool->num_threads() : 1;
-  // Each task packs its own copy of the GEMM operand it does not split: splitting pixels repeats the
-  // weight packing (channels x depth) per task, splitting channels repeats the activation packing
-  // (pixels x depth). Split the larger dimension so the smaller operand is the one repeated.
-  const bool split_channels =
-      channels >= 2 * kChannelQuantum && (channels >= pixels || pixels < kMinPixelsPerTask * threads);
-  const bool split_pixels = !split_channels;
-  const int tasks = split_pixels ? ChunkCount(pixels, threads, kMinPixelsPerTask)
-                                 : ChunkCount(channels, threads, kChannelQuantum);
-  const bool identity = IsIdentityWindow(args);
   const ConvMethod method = ResolveMethod(args);
+  thread_local std::vector<float> packed_storage;
+  thread_local std::vector<float> padded_storage;
+  PackedWeights packed;
+  InputView tiled_input;
+  ConvWindow tiled_window;
+  bool split_channels = false;
+  int64_t channel_quantum = kChannelQuantum;
+  if (method == ConvMethod::kTiled) {
+    // Packed once, shared by the tasks: split pixels unless there are too few for a register tile each.
+    PackWeights(FilterRows(args.filter), args.epilogue, &packed_storage, &packed);
+    tiled_input = TiledInput(args, &padded_storage, &tiled_window);
+    channel_quantum = GroupChannels(packed);
+    split_channels = channels >= 2 * channel_quantum && pixels < static_cast<int64_t>(packed.tile_rows) * threads;
+  } else {
+    // Each task packs its own copy of the GEMM operand it does not split: splitting pixels repeats the
+    // weight packing (channels x depth) per task, splitting channels repeats the activation packing
+    // (pixels x depth). Split the larger dimension so the smaller operand is the one repeated.
+    split_channels = channels >= 2 * kChannelQuantum && (channels >= pixels || pixels < kMinPixelsPerTask * threads);
+  }
+  const int tasks = split_channels ? ChunkCount(channels, threads, channel_quantum)
+                                   : ChunkCount(pixels, threads, kMinPixelsPerTask);
+  const bool identity = IsIdentityWindow(args);
   auto run = [&](int task) {
     Tile tile{0, pixels, 0, channels};
-    if (split_pixels) {
+    if (split_channels) {
+      const Range r = ChunkRange(channels, tasks, task, channel_quantum);
+      tile.channel_begin = static_cast<int>(r.begin);
+      tile.channel_end = static_cast<int>(r.end);
+    } else {
       const Range r = ChunkRange(pixels, tasks, task, 1);
       tile.pixel_begin = r.begin;
       tile.pixel_end = r.end;
-    } else {
-      const Range r = ChunkRange(channels, tasks, task, kChannelQuantum);
-      tile.channel_begin = static_cast<int>(r.begin);
-      tile.channel_end = static_cast<int>(r.end);
     }
     if (tile.pixel_begin >= tile.pixel_end || tile.channel_begin >= tile.channel_end) return;
-    if (identity) {
+    if (method == ConvMethod::kTiled) {
+      RunTiledTile(args, tiled_input, tiled_window, packed, tile);
+    } else if (identity) {
       RunIdentityTile(args, tile);
     } else if (method == ConvMethod::kIm2col) {
       RunIm2colTile(args, tile);

@@ -9,11 +9,14 @@ namespace adaspring::kernels {
 
 // How the convolution is lowered to GEMM.
 enum class ConvMethod : int {
-  kAuto = 0,    // im2col for few input channels, per-tap for input-sliced filters and long rows, else
-                // im2col (1x1: no copy either way)
-  kIm2col = 1,  // gather patches [pixels x KH*KW*Cin] and run one GEMM (an input-sliced filter's used
-                // channels are compacted per call first)
-  kPerTap = 2,  // one strided GEMM per filter tap accumulated into the output; never copies
+  kAuto = 0,    // kTiled, except for a few pixels over deep filters (>= 512 multiply-adds per output and
+                // <= 16 output pixels), where Eigen's cache blocking wins: kIm2col / kPerTap as before
+  kIm2col = 1,  // gather patches [pixels x KH*KW*Cin] and run one Eigen GEMM (an input-sliced filter's
+                // used channels are compacted per call first)
+  kPerTap = 2,  // one strided Eigen GEMM per filter tap accumulated into the output; never copies
+  kTiled = 3,   // register-tiled kernel (TiledGemm): weights packed per call into channel panels with the
+                // epilogue, input pixels read in place through row pointers (one per filter row or tap;
+                // a zero-padded copy of the input only when a window reaches into the padding)
 };
 
 struct Conv2DArgs {

@@ -13,6 +13,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/depthwise_conv2d.h"
 #include "kernels/fully_connected.h"
+#include "kernels/gemm.h"
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
 #include "kernels/views.h"
@@ -256,7 +257,7 @@ void TestHandComputedConv(ThreadPool* pool) {
   const float filter[] = {1, 0, -1};
   const float bias[] = {0.5f};
   float output[4] = {9, 9, 9, 9};
-  for (ConvMethod method : {ConvMethod::kIm2col, ConvMethod::kPerTap}) {
+  for (ConvMethod method : {ConvMethod::kIm2col, ConvMethod::kPerTap, ConvMethod::kTiled}) {
     Conv2DArgs args;
     args.input = {input, 1, 1, 4, 1, 1};
     args.filter = ConvFilterView::Dense(filter, 1, 1, 3, 1);
@@ -272,6 +273,56 @@ void TestHandComputedConv(ThreadPool* pool) {
                                        std::to_string(i) + " got " + std::to_string(output[i]));
     }
   }
+}
+
+// Hand-computed TiledGemm: two rows of depth 3, three output channels whose weights are stored with a
+// row stride of 4 (a slice), folded scale/shift, ReLU6.
+//   row 0 = [1, 2, 3], row 1 = [-1, 0, 2]; w0 = [1, 0, 0], w1 = [0, 1, 1], w2 = [2, -1, 1]
+//   acc = [[1, 5, 3], [-1, 2, 0]]; (acc + bias [1, 0, -1]) * scale [1, 2, 0.5] + shift [0, -1, 4]
+//   = [[2, 9, 5], [0, 3, 3.5]] -> ReLU6 -> [[2, 6, 5], [0, 3, 3.5]]
+// The rows are given once as one run of 3 floats each and once as three runs of 1 (the per-tap form);
+// a channel range [0, 2) leaves channel 2 alone.
+void TestHandComputedTiledGemm() {
+  const float weights[] = {1, 0, 0, 99, 0, 1, 1, 99, 2, -1, 1, 99};
+  const float bias[] = {1, 0, -1};
+  const float scale[] = {1, 2, 0.5f};
+  const float shift[] = {0, -1, 4};
+  WeightRows rows;
+  rows.data = weights;
+  rows.out_channels = 3;
+  rows.out_stride = 4;
+  rows.segments = 1;
+  rows.segment_length = 3;
+  Epilogue epilogue;
+  epilogue.bias = bias;
+  epilogue.scale = scale;
+  epilogue.shift = shift;
+  epilogue.activation = Activation::kRelu6;
+  std::vector<float> storage;
+  PackedWeights packed;
+  PackWeights(rows, epilogue, &storage, &packed);
+  Expect(packed.depth == 3 && packed.out_channels == 3 && packed.tile_rows >= 2, "tiled: packed shape");
+  const float row0[] = {1, 2, 3};
+  const float row1[] = {-1, 0, 2};
+  const float want[] = {2, 6, 5, kSentinel, 0, 3, 3.5f, kSentinel};
+  const float* whole[] = {row0, row1};
+  const float* taps[] = {row0, row1, row0 + 1, row1 + 1, row0 + 2, row1 + 2};  // run s of row m: [s * 2 + m]
+  for (int segments : {1, 3}) {
+    float out[8];
+    for (float& v : out) v = kSentinel;
+    const RowTile tile{segments == 1 ? whole : taps, 2, out};
+    TiledGemm(packed, &tile, 1, segments, 3 / segments, 0, 3, 4);
+    for (int i = 0; i < 8; ++i) {
+      Expect(out[i] == want[i], "tiled hand-computed, " + std::to_string(segments) + " runs, value " +
+                                    std::to_string(i) + ": got " + std::to_string(out[i]));
+    }
+  }
+  float out[8];
+  for (float& v : out) v = kSentinel;
+  const RowTile tile{whole, 2, out};
+  TiledGemm(packed, &tile, 1, 1, 3, 0, 2, 4);
+  Expect(out[0] == 2 && out[1] == 6 && out[2] == kSentinel && out[4] == 0 && out[5] == 3 && out[6] == kSentinel,
+         "tiled channel range [0, 2) writes channels 0 and 1 only");
 }
 
 // Hand-computed: input [[1, 2]], weights [[1, 1], [2, -3]], bias [0, 10], ReLU6 -> [3, 6] (10 - 4 = 6 exactly).
@@ -410,6 +461,7 @@ int main() {
   k::TestGeometry();
   k::TestThreadPool();
   k::TestHandComputedFullyConnected();
+  k::TestHandComputedTiledGemm();
   k::TestHandComputedDepthwise();
   for (ThreadPool* pool : pools) k::TestHandComputedConv(pool);
   for (ThreadPool* pool : pools) k::TestLowRankPrefix(pool, &rng);
@@ -430,9 +482,17 @@ int main() {
       {"sliced_pointwise", 1, 4, 4, 8, 8, 1, 1, 1, 1, 1, 1, true, Act::kNone, 8, 8},
       {"few_pixels_many_channels", 1, 1, 3, 64, 96, 1, 3, 1, 1, 1, 1, true, Act::kRelu},
       {"wide_1d", 1, 1, 128, 64, 64, 1, 5, 1, 1, 1, 1, true, Act::kRelu, 0, 0, true},
+      // Tiled kernel: three panels in one group (17..24 channels), an odd number of panels > 3 (40
+      // channels: groups of 2 and a last single panel), one output channel, padding only at the bottom
+      // and right (stride 2 over an even map), and few pixels with deep weights (auto picks Eigen).
+      {"three_panels_2d", 2, 5, 6, 7, 21, 3, 3, 1, 1, 1, 1, true, Act::kRelu6, 3, 2, true},
+      {"odd_panels_40", 1, 6, 5, 9, 40, 3, 3, 1, 1, 1, 1, true, Act::kNone, 8, 0, true},
+      {"one_channel", 1, 1, 37, 5, 1, 1, 3, 1, 1, 1, 1, true, Act::kRelu},
+      {"s2_pad_bottom_right", 1, 10, 10, 2, 9, 3, 3, 2, 2, 1, 1, true, Act::kNone},
+      {"deep_few_pixels", 1, 4, 4, 64, 20, 3, 3, 1, 1, 1, 1, true, Act::kRelu, 4, 0, true},
   };
   for (const ConvCase& c : conv_cases)
-    for (ConvMethod method : {ConvMethod::kAuto, ConvMethod::kIm2col, ConvMethod::kPerTap})
+    for (ConvMethod method : {ConvMethod::kAuto, ConvMethod::kIm2col, ConvMethod::kPerTap, ConvMethod::kTiled})
       for (ThreadPool* pool : pools)
         for (int input_slack : {2, 0}) k::RunConvCase(c, method, pool, &rng, input_slack);
 
