@@ -1,4 +1,4 @@
-"""Accuracy predictor: encoding, Spearman, smoothed accuracy, ridge fits, JSON versions, sample cache, samplers."""
+"""Accuracy predictor: encodings, Spearman, smoothed accuracy, ridge and kernel fits, JSON versions, cache, samplers."""
 
 from __future__ import annotations
 
@@ -55,6 +55,12 @@ def _macs(config: Config) -> float:
     return 1000.0 + sum(4000.0 * b.width * (2.0 if b.op == "std" else 1.0) for s in config.stages for b in s)
 
 
+def _width_mismatch_accuracy(config: Config) -> float:
+    """Additive knobs plus a penalty when the first and last stage widths differ (no additive model fits it)."""
+    first, last = config.stages[0][0].width, config.stages[-1][0].width
+    return _additive_accuracy(config) - 0.15 * (first - last) ** 2
+
+
 # ----- encoding, ranks, labels --------------------------------------------------------------------------------
 
 
@@ -66,6 +72,28 @@ def test_encoding_is_one_hot_per_knob_and_zero_for_skipped_blocks() -> None:
     assert a.sum() == 3 + 5 * 3 + 1  # one depth per stage, op + width + joint per kept block, one rank
     assert b.sum() == 3 + 3 * 3 + 1  # smallest keeps one block per stage
     assert not np.array_equal(a, b)
+
+
+def test_description_lists_depth_width_and_op_per_slot_and_the_log_rank() -> None:
+    config = Config.from_id("s50.d100/f25/s75-r25-fp32")
+    # stage 1: depth 2, slots (0.5, std) (1.0, dws); stage 2: depth 1, (0.25, fire), skipped; stage 3: (0.75, std)
+    expected = [2, 0.5, 1, 0, 0, 1.0, 0, 1, 0, 1, 0.25, 0, 0, 1, 0, 0, 0, 0, 1, 0.75, 1, 0, 0, -2]
+    assert ap.describe(SPACE, config).tolist() == expected
+    assert len(ap.describe(SPACE, SPACE.largest())) == 3 + 5 * (1 + 3) + 1
+
+
+def test_kernel_ridge_interpolates_and_rescales() -> None:
+    z = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.sin(z[:, 0]) + z[:, 1] * z[:, 2]
+    model = ap.KernelRidge.fit(z, y, gamma=1.0, penalty=1e-6)
+    assert np.allclose(model.predict(z), y, atol=1e-3)  # a tiny penalty reproduces the training labels
+    assert np.allclose(model.rescaled(2.0, 0.5).predict(z[:5]), 2 * model.predict(z[:5]) + 0.5)
+    smooth = ap.KernelRidge.fit(z, y, gamma=1.0, penalty=100.0)
+    assert np.std(smooth.predict(z)) < 0.5 * np.std(y)  # a large penalty shrinks towards the mean
+    again = ap.KernelRidge.from_json(json.loads(json.dumps(model.to_json())), 3)
+    assert np.allclose(again.predict(z[:5]), model.predict(z[:5]))
+    with pytest.raises(ModelFormatError, match="kernel"):
+        ap.KernelRidge.from_json(model.to_json(), 4)
 
 
 def test_spearman_matches_hand_computed_values() -> None:
@@ -125,6 +153,21 @@ def test_ridge_learns_per_branch_effects_of_a_synthetic_supernet() -> None:
     assert ap.spearman([model.predict(c) for c in held], [_joint_accuracy(c, effects) for c in held]) > 0.85
 
 
+def test_the_kernel_member_captures_an_interaction_the_ridge_misses() -> None:
+    configs = _configs(300, seed=5)
+    noise = np.random.default_rng(5).normal(0, 0.003, len(configs))
+    y = [_width_mismatch_accuracy(c) + n for c, n in zip(configs, noise)]
+    fit, held = slice(0, 220), slice(220, 300)
+    truth = [_width_mismatch_accuracy(c) for c in configs[held]]
+    ridge = ap.AccuracyPredictor.fit(SPACE, configs[fit], y[fit], kernel=False)
+    both = ap.AccuracyPredictor.fit(SPACE, configs[fit], y[fit])
+    assert ridge.kernel is None and both.kernel is not None
+    rho_ridge = ap.spearman([ridge.predict(c) for c in configs[held]], truth)
+    rho_both = ap.spearman([both.predict(c) for c in configs[held]], truth)
+    assert rho_both > rho_ridge + 0.05 and both.cv_spearman > ridge.cv_spearman
+    assert np.allclose(both.weights, ridge.weights)  # the ridge member is the same fit
+
+
 def test_lower_noise_targets_rank_better_and_predictions_stay_in_accuracy_units() -> None:
     """Top-1 labels carry much more noise than the smoothed ones; both measure the same quality."""
     effects = _joint_effects(2)
@@ -144,35 +187,50 @@ def test_lower_noise_targets_rank_better_and_predictions_stay_in_accuracy_units(
     assert level == pytest.approx(top1[fit].mean(), abs=0.005)  # mapped back to accuracy units
 
 
-def test_fit_samples_uses_smoothed_accuracy_and_names_missing_configs() -> None:
-    configs = _configs(40, seed=3)
-    samples = {c.id: ap.Sample(_additive_accuracy(c), _additive_accuracy(c) - 0.01) for c in configs}
-    model = ap.AccuracyPredictor.fit_samples(SPACE, configs, samples)
-    direct = ap.AccuracyPredictor.fit(
-        SPACE, configs, [s.accuracy for s in samples.values()], targets=[s.smoothed_accuracy for s in samples.values()]
-    )
-    assert model.label == ap.LABEL_SMOOTHED and np.allclose(model.weights, direct.weights)
+def test_fit_samples_keeps_the_label_with_the_better_cross_validated_ranking() -> None:
+    configs = _configs(120, seed=3)
+    rng = np.random.default_rng(3)
+    truth = np.array([_additive_accuracy(c) for c in configs])
+    top1 = truth + rng.normal(0, 0.03, len(truth))
+    clean = {c.id: ap.Sample(t, 0.9 * a + 0.05) for c, t, a in zip(configs, top1, truth)}  # smoothed: noiseless
+    misleading = {c.id: ap.Sample(t, float(rng.uniform(0.5, 0.9))) for c, t in zip(configs, top1)}  # smoothed: junk
+    assert ap.AccuracyPredictor.fit_samples(SPACE, configs, clean).label == ap.LABEL_SMOOTHED
+    assert ap.AccuracyPredictor.fit_samples(SPACE, configs, misleading).label == ap.LABEL_ACCURACY
+    only = ap.AccuracyPredictor.fit_samples(SPACE, configs, clean, labels=(ap.LABEL_ACCURACY,), kernel=False)
+    direct = ap.AccuracyPredictor.fit(SPACE, configs, top1, kernel=False)
+    assert only.label == ap.LABEL_ACCURACY and np.allclose(only.weights, direct.weights) and only.kernel is None
     with pytest.raises(KeyError):
-        ap.AccuracyPredictor.fit_samples(SPACE, [*configs, SPACE.largest()], samples)
+        ap.AccuracyPredictor.fit_samples(SPACE, [*configs, SPACE.largest()], clean)
+    with pytest.raises(ValueError, match="labels"):
+        ap.AccuracyPredictor.fit_samples(SPACE, configs, clean, labels=("loss",))
 
 
 # ----- JSON ----------------------------------------------------------------------------------------------------
 
 
-def test_predictor_json_round_trips_reads_version_1_and_rejects_others() -> None:
+def test_predictor_json_round_trips_reads_versions_1_and_2_and_rejects_others() -> None:
     configs = _configs(40, seed=4)
-    y = [_additive_accuracy(c) for c in configs]
+    y = [_width_mismatch_accuracy(c) for c in configs]
     model = ap.AccuracyPredictor.fit(SPACE, configs, y, targets=y)
     obj = json.loads(json.dumps(model.to_json()))
-    assert obj["schema_version"] == 2 and obj["label"] == ap.LABEL_SMOOTHED
+    assert obj["schema_version"] == 3 and obj["label"] == ap.LABEL_SMOOTHED and obj["kernel"] is not None
     again = ap.AccuracyPredictor.from_json(obj)
-    assert again.predict(configs[0]) == pytest.approx(model.predict(configs[0])) and again.label == model.label
-    old = {k: v for k, v in obj.items() if k != "label"} | {"schema_version": 1}
-    assert ap.AccuracyPredictor.from_json(old).label == ap.LABEL_ACCURACY
-    with pytest.raises(SchemaVersionError, match="schema_version 3"):
-        ap.AccuracyPredictor.from_json(obj | {"schema_version": 3})
+    for config in configs[:5]:
+        assert again.predict(config) == pytest.approx(model.predict(config))
+    assert again.label == model.label and again.kernel is not None
+    ridge_only = {k: v for k, v in obj.items() if k != "kernel"} | {"schema_version": 2}
+    old = ap.AccuracyPredictor.from_json(ridge_only)
+    assert old.kernel is None and old.label == ap.LABEL_SMOOTHED
+    ridge_prediction = float(ap.encode(SPACE, configs[0]) @ model.weights + model.intercept)
+    assert old.predict(configs[0]) == pytest.approx(min(1.0, max(0.0, ridge_prediction)))
+    oldest = {k: v for k, v in ridge_only.items() if k != "label"} | {"schema_version": 1}
+    assert ap.AccuracyPredictor.from_json(oldest).label == ap.LABEL_ACCURACY
+    with pytest.raises(SchemaVersionError, match="schema_version 4"):
+        ap.AccuracyPredictor.from_json(obj | {"schema_version": 4})
     with pytest.raises(ModelFormatError, match="weights"):
         ap.AccuracyPredictor.from_json(obj | {"weights": [0.0, 1.0]})
+    with pytest.raises(ModelFormatError, match="kernel"):
+        ap.AccuracyPredictor.from_json(obj | {"kernel": obj["kernel"] | {"mean": [0.0]}})
     with pytest.raises(ModelFormatError):
         ap.AccuracyPredictor.from_json({"kind": "something else"})
 

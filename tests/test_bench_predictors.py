@@ -57,9 +57,13 @@ def test_accuracy_report_ranks_held_out_configs_and_reuses_the_cache(tmp_path: P
     }
     assert net.measured == 180
     for sampler, report in reports.items():
-        assert report["sampler"] == sampler and report["label"] == ap.LABEL_SMOOTHED
-        assert report["train_configs"] == 60 and report["test_configs"] == 30
+        assert report["sampler"] == sampler and report["label"] in (ap.LABEL_ACCURACY, ap.LABEL_SMOOTHED)
+        assert report["kernel"] and report["train_configs"] == 60 and report["test_configs"] == 30
         assert report["spearman"] > 0.6 and report["spearman_vs_label"] > report["spearman"] - 0.2
+        low, high = report["spearman_ci95"]
+        assert low < report["spearman"] < high <= 1
+        gain_low, gain_high = report["gain_over_previous_ci95"]
+        assert gain_low <= report["spearman"] - report["spearman_previous"] <= gain_high
         assert 0 < report["accuracy_range"][0] <= report["accuracy_range"][1] <= 1
         assert list(report["spearman_by_train_configs"]) == ["15", "30", "45", "60"]
         assert report["spearman_by_train_configs"]["60"] == report["spearman"]
@@ -70,9 +74,23 @@ def test_accuracy_report_ranks_held_out_configs_and_reuses_the_cache(tmp_path: P
     assert net.measured == 180 and again == reports["uniform"]  # every sample came from the cache
 
 
+def test_bootstrap_intervals_cover_the_estimate_and_pair_the_baseline() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=200)
+    good, poor = truth + rng.normal(0, 0.5, 200), truth + rng.normal(0, 2.0, 200)
+    out = bench.bootstrap_spearman(list(good), list(truth), list(poor))
+    (low, high), (gain_low, gain_high) = out["spearman_ci"], out["gain_ci"]
+    rho = ap.spearman(good, truth)
+    assert low < rho < high and high - low < 0.1  # 200 configurations: a narrow interval
+    assert 0 < gain_low < rho - ap.spearman(poor, truth) < gain_high
+    same = bench.bootstrap_spearman(list(good), list(truth), list(good))
+    assert same["gain_ci"] == [0.0, 0.0]
+
+
 def test_markdown_lists_every_sampler_and_names_the_label() -> None:
-    row = {"sampler": "mac_stratified", "label": ap.LABEL_SMOOTHED, "train_configs": 240, "test_configs": 80,
-           "spearman": 0.81, "spearman_top1_label": 0.79, "spearman_vs_label": 0.83, "cv_spearman_train": 0.8,
+    row = {"sampler": "mac_stratified", "label": ap.LABEL_ACCURACY, "train_configs": 240, "test_configs": 240,
+           "spearman": 0.81, "spearman_ci95": [0.76, 0.86], "spearman_previous": 0.77,
+           "gain_over_previous_ci95": [0.02, 0.07], "spearman_vs_label": 0.83, "cv_spearman_train": 0.8,
            "mae_points": 1.5, "accuracy_range": [0.6, 0.85],
            "spearman_by_train_configs": {"120": 0.7, "240": 0.81}}  # fmt: skip
     latency = {"configs": 2, "threads": {"1": {"median_abs_error_pct": 1.0, "p90_abs_error_pct": 2.0,
@@ -80,6 +98,9 @@ def test_markdown_lists_every_sampler_and_names_the_label() -> None:
     result = {"latency": latency, "accuracy": row,
               "accuracy_by_sampler": {"mac_stratified": row, "uniform": row | {"sampler": "uniform"}}}  # fmt: skip
     text = bench._markdown("toy", result)
-    row_text = "| mac_stratified | 240 / 80 | 0.810 | 0.790 | 0.830 | 0.800 | 1.50 pts | 0.600-0.850 | "
-    assert row_text + "120: 0.700, 240: 0.810 |" in text
-    assert "| uniform | 240 / 80 |" in text and ap.LABEL_SMOOTHED in text and "`mac_stratified` sampler" in text
+    row_text = (
+        "| mac_stratified | 240 / 240 | accuracy | 0.810 (0.760-0.860) | 0.770 | +0.040 (+0.020 to +0.070) | 0.830 | "
+        "0.800 | 1.50 pts | 0.600-0.850 | 120: 0.700, 240: 0.810 |"
+    )
+    assert row_text in text
+    assert "| uniform | 240 / 240 |" in text and "kernel ridge" in text and "`mac_stratified` sampler" in text

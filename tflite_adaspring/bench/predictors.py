@@ -6,7 +6,9 @@
   measurement noise (interquartile range of round medians / median);
 * accuracy: the predictor is fitted on ``--train_configs`` sampled configurations and scored by Spearman
   correlation with the measured top-1 validation accuracy (BatchNorm recalibrated) of ``--test_configs``
-  other ones, drawn by the same sampler; reported for every sampler of
+  other ones, drawn by the same sampler, with a 95 % bootstrap interval over the held-out configurations;
+  the previous predictor (ridge alone on the smoothed label) is scored on the same configurations, with a
+  paired bootstrap interval of the difference. Reported for every sampler of
   :mod:`tflite_adaspring.profiling.config_sampling`, the limit applying to ``--sampler``. Measurements are
   cached in ``--work``/accuracy.json.
 
@@ -31,13 +33,14 @@ flags.DEFINE_string("results", "docs/results", "Where the JSON and markdown go."
 flags.DEFINE_list("threads", ["1", "2"], "Thread counts of the latency evaluation.", flag_values=FLAGS)
 flags.DEFINE_integer("latency_configs", 24, "Held-out configurations measured for latency.", flag_values=FLAGS)
 flags.DEFINE_integer("train_configs", 240, "Configurations measured to fit the accuracy predictor.", flag_values=FLAGS)
-flags.DEFINE_integer("test_configs", 80, "Held-out configurations for the accuracy predictor.", flag_values=FLAGS)
+flags.DEFINE_integer("test_configs", 240, "Held-out configurations for the accuracy predictor.", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 7, "Seed of the held-out configurations.", flag_values=FLAGS)
 flags.DEFINE_enum("sampler", "mac_stratified", ["mac_stratified", "uniform"],
                   "Sampler of the accuracy predictor's fit and held-out configurations the limit applies to (the "
                   "other one is reported too).", flag_values=FLAGS)  # fmt: skip
 
 LIMITS = {"latency_median_abs_error_pct": 10.0, "accuracy_spearman": 0.8}
+BOOTSTRAP_RESAMPLES = 2000
 
 
 def _median_abs_pct(pred: list[float], meas: list[float]) -> float:
@@ -83,6 +86,33 @@ def latency_report(supernet: Any, lut: Any, dataset: Any, n: int, threads: tuple
     return out
 
 
+def bootstrap_spearman(pred: list[float], truth: list[float], baseline: list[float], seed: int = 0) -> dict[str, list]:
+    """95 % bootstrap intervals (held-out configurations resampled) of Spearman and of its gain over ``baseline``.
+
+    Args:
+      pred: predictions for the held-out configurations.
+      truth: their measured accuracies.
+      baseline: another predictor's predictions for the same configurations (paired resamples).
+      seed: resampling seed.
+
+    Returns:
+      ``{"spearman_ci": [low, high], "gain_ci": [low, high]}``.
+    """
+    from tflite_adaspring.profiling.accuracy_predictor import spearman
+
+    p, t, b = (np.asarray(v, np.float64) for v in (pred, truth, baseline))
+    rng = np.random.default_rng(seed)
+    rho, gain = [], []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        j = rng.integers(0, len(t), len(t))
+        rho.append(spearman(p[j], t[j]))
+        gain.append(rho[-1] - spearman(b[j], t[j]))
+    return {
+        "spearman_ci": [float(np.percentile(rho, 2.5)), float(np.percentile(rho, 97.5))],
+        "gain_ci": [float(np.percentile(gain, 2.5)), float(np.percentile(gain, 97.5))],
+    }
+
+
 def _accuracy_seed_text(sampler: str, seed: int) -> str:
     # the uniform draw keeps the seed text of earlier versions, so its configurations stay the same
     return f"accuracy-bench-{seed}" if sampler == "uniform" else f"accuracy-bench-{sampler}-{seed}"
@@ -93,9 +123,10 @@ def accuracy_report(supernet: Any, dataset: Any, calibration: list, cache_path: 
     """Fits the predictor on ``n_train`` measured configs and scores it on ``n_test`` held-out ones.
 
     Both sets come from one draw of ``sampler`` (see :mod:`tflite_adaspring.profiling.config_sampling`).
-    The predictor is fitted on smoothed accuracies and scored by Spearman against measured top-1
-    accuracy; the same ridge fitted on top-1 accuracy is reported next to it, and so is the Spearman of
-    predictors fitted on the first quarter, half and three quarters of the training draw (a learning curve).
+    The predictor (ridge + kernel ridge, label chosen by cross-validation) is scored by Spearman against
+    measured top-1 accuracy, with bootstrap intervals; the previous predictor (ridge alone on the smoothed
+    label) is scored next to it, and so is the Spearman of predictors fitted on the first quarter, half and
+    three quarters of the training draw (a learning curve).
 
     Returns:
       The report dict (``spearman`` is the one the limit applies to).
@@ -111,22 +142,28 @@ def accuracy_report(supernet: Any, dataset: Any, calibration: list, cache_path: 
     ap.save_samples(cache_path, space, checkpoint, cache)
     train, test = configs[:n_train], configs[n_train:]
     model = ap.AccuracyPredictor.fit_samples(space, train, measured, seed=seed)
-    top1 = ap.AccuracyPredictor.fit(space, train, [measured[c.id].accuracy for c in train], seed=seed)
+    previous = ap.AccuracyPredictor.fit_samples(space, train, measured, seed=seed, labels=(ap.LABEL_SMOOTHED,),
+                                                kernel=False)  # fmt: skip
     pred = [model.predict(c) for c in test]
     truth = [measured[c.id].accuracy for c in test]
+    previous_pred = [previous.predict(c) for c in test]
     curve = {}
     for m in sorted({max(5, n_train * k // 4) for k in (1, 2, 3)} - {n_train}):
         partial = ap.AccuracyPredictor.fit_samples(space, train[:m], measured, seed=seed)
         curve[str(m)] = ap.spearman([partial.predict(c) for c in test], truth)
     curve[str(n_train)] = ap.spearman(pred, truth)
+    intervals = bootstrap_spearman(pred, truth, previous_pred, seed)
     return {
         "sampler": sampler,
         "label": model.label,
+        "kernel": model.kernel is not None,
         "train_configs": n_train,
         "test_configs": n_test,
         "spearman": ap.spearman(pred, truth),
+        "spearman_ci95": intervals["spearman_ci"],
         "spearman_vs_label": ap.spearman(pred, [measured[c.id].smoothed_accuracy for c in test]),
-        "spearman_top1_label": ap.spearman([top1.predict(c) for c in test], truth),
+        "spearman_previous": ap.spearman(previous_pred, truth),
+        "gain_over_previous_ci95": intervals["gain_ci"],
         "cv_spearman_train": model.cv_spearman,
         "mae_points": float(np.mean(np.abs(np.asarray(pred) - np.asarray(truth))) * 100),
         "alpha": model.alpha,
@@ -155,21 +192,29 @@ def _markdown(task: str, result: dict) -> str:
                      f"{r['median_noise_pct']:.1f} % |")  # fmt: skip
     lines += [
         "",
-        f"Accuracy predictor: ridge regression on one-hot configuration features, fitted on {acc['label']} "
-        "(see `tflite_adaspring/profiling/accuracy_predictor.py`), scored by Spearman correlation against the "
-        "measured top-1 validation accuracy of held-out configurations drawn by the same sampler as the "
-        f"training ones. The limit (>= {LIMITS['accuracy_spearman']}) applies to the `{acc['sampler']}` sampler.",
+        "Accuracy predictor: mean of ridge regression on one-hot configuration features and Gaussian-kernel ridge "
+        "regression on a compact numeric description, fitted on the label (top-1 or smoothed accuracy) with the "
+        "higher cross-validated Spearman (see `tflite_adaspring/profiling/accuracy_predictor.py`), scored by "
+        "Spearman correlation against the measured top-1 validation accuracy of held-out configurations drawn by "
+        "the same sampler as the training ones (95 % bootstrap interval over the held-out configurations). "
+        "*Previous*: ridge alone on the smoothed label, scored on the same configurations; *gain*: paired "
+        f"bootstrap interval of the difference. The limit (>= {LIMITS['accuracy_spearman']}) applies to the "
+        f"`{acc['sampler']}` sampler.",
         "",
-        "| sampler | fit / held-out configs | Spearman | same ridge fitted on top-1 | vs smoothed label | "
-        "CV Spearman (train) | MAE | held-out val accuracy | Spearman when fitted on fewer configs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| sampler | fit / held-out configs | label | Spearman (95 % CI) | previous | gain (95 % CI) | "
+        "vs smoothed label | CV Spearman (train) | MAE | held-out val accuracy | "
+        "Spearman when fitted on fewer configs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result["accuracy_by_sampler"].items():
         low, high = r["accuracy_range"]
+        (c_low, c_high), (g_low, g_high) = r["spearman_ci95"], r["gain_over_previous_ci95"]
         curve = ", ".join(f"{m}: {rho:.3f}" for m, rho in r["spearman_by_train_configs"].items())
-        lines.append(f"| {name} | {r['train_configs']} / {r['test_configs']} | {r['spearman']:.3f} | "
-                     f"{r['spearman_top1_label']:.3f} | {r['spearman_vs_label']:.3f} | {r['cv_spearman_train']:.3f} | "
-                     f"{r['mae_points']:.2f} pts | {low:.3f}-{high:.3f} | {curve} |")  # fmt: skip
+        lines.append(f"| {name} | {r['train_configs']} / {r['test_configs']} | {r['label']} | {r['spearman']:.3f} "
+                     f"({c_low:.3f}-{c_high:.3f}) | {r['spearman_previous']:.3f} | "
+                     f"{r['spearman'] - r['spearman_previous']:+.3f} ({g_low:+.3f} to {g_high:+.3f}) | "
+                     f"{r['spearman_vs_label']:.3f} | {r['cv_spearman_train']:.3f} | {r['mae_points']:.2f} pts | "
+                     f"{low:.3f}-{high:.3f} | {curve} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -225,7 +270,9 @@ def run(fv: flags.FlagValues) -> int:
         print(f"latency, {t} thread(s): median |error| {r['median_abs_error_pct']:.1f} % "
               f"(limit {LIMITS['latency_median_abs_error_pct']} %), noise {r['median_noise_pct']:.1f} %")  # fmt: skip
     for name, r in result["accuracy_by_sampler"].items():
-        print(f"accuracy predictor, {name} sampler: Spearman {r['spearman']:.3f} (fitted on top-1: "
-              f"{r['spearman_top1_label']:.3f}; limit {LIMITS['accuracy_spearman']} on {fv.sampler})")  # fmt: skip
+        low, high = r["spearman_ci95"]
+        print(f"accuracy predictor, {name} sampler: Spearman {r['spearman']:.3f} (95 % CI {low:.3f}-{high:.3f}; "
+              f"previous predictor {r['spearman_previous']:.3f}; limit {LIMITS['accuracy_spearman']} on "
+              f"{fv.sampler})")  # fmt: skip
     print(f"wrote {out}")
     return 0

@@ -1,20 +1,31 @@
-"""Accuracy predictor: ridge regression on a one-hot encoding of the configuration (numpy only).
+"""Accuracy predictor: an ensemble of ridge regression and Gaussian-kernel ridge regression (numpy only).
 
-The encoding has, per stage, the depth as one-hot; per block slot, the op, the width and the joint
-(op, width) choice as one-hots (all zero when the block is skipped: each branch at each width has its own
-weights, so the joint choice carries effects the separate knobs miss); the head rank as one-hot. Ridge
-regression on standardised features (intercept unpenalised, ``alpha`` chosen by k-fold cross-validation)
-is fitted on >= 100 sampled configurations measured on the validation split after BatchNorm
-recalibration.
+Members. Both are fitted on >= 100 sampled configurations measured on the validation split after BatchNorm
+recalibration; the prediction is their mean.
+
+* *Ridge* on a one-hot encoding (:func:`encode`): per stage, the depth as one-hot; per block slot, the op,
+  the width and the joint (op, width) choice as one-hots (all zero when the block is skipped: each branch at
+  each width has its own weights, so the joint choice carries effects the separate knobs miss); the head
+  rank as one-hot. Standardised features, unpenalised intercept, ``alpha`` chosen by k-fold
+  cross-validation. It is additive in the knobs.
+* *Kernel ridge* (:class:`KernelRidge`) on a compact numeric description (:func:`describe`: per stage the
+  depth; per slot the width, 0 when skipped, and the op as one-hot; log2 of the head rank) with the kernel
+  ``exp(-gamma * squared distance / dimensions)`` on standardised features, ``gamma`` and the penalty
+  chosen by k-fold cross-validation. It is smooth in the widths and captures interactions between knobs.
+
+On the har_watch supernet their errors differ enough that the mean ranks held-out configurations better
+than either member (see ``docs/results/predictors_har_watch.md``); ``fit(kernel=False)`` gives the ridge alone.
 
 Labels. Top-1 validation accuracy of a small validation split is a noisy label: a window near the
 decision boundary flips between right and wrong from one configuration to the next. The predictor can
 instead be fitted on the *smoothed accuracy* (:func:`smoothed_accuracy`: the mean over windows of
 ``sigmoid(margin / T)``, ``margin`` = true-class logit minus the best other logit, ``T`` =
 :data:`LABEL_TEMPERATURE`), which tends to top-1 accuracy as ``T -> 0`` and counts near-boundary windows
-as about one half. Its prediction is mapped back to accuracy units by a least-squares line fitted on the
-measured (smoothed, top-1) pairs of the training configurations, so :meth:`AccuracyPredictor.predict`
-always returns an accuracy.
+as about one half, but also rewards confident sub-networks, which top-1 does not. :meth:`AccuracyPredictor.fit_samples`
+fits both labels and keeps the one whose cross-validated Spearman correlation with top-1 accuracy is higher.
+A smoothed prediction is mapped back to accuracy units by a least-squares line fitted on the measured
+(smoothed, top-1) pairs of the training configurations, so :meth:`AccuracyPredictor.predict` always returns
+an accuracy.
 
 The knob ``precision`` is not encoded: the predictor predicts the float32 accuracy and subtracts a
 per-precision penalty (a prior until exported signatures are measured). :func:`spearman` measures the
@@ -37,11 +48,13 @@ from tflite_adaspring.fileio import atomic_write_json
 from tflite_adaspring.space import Config, SearchSpace
 
 PREDICTOR_KIND = "adaspring-accuracy-predictor"
-PREDICTOR_SCHEMA_VERSION = 2
+PREDICTOR_SCHEMA_VERSION = 3
 SAMPLES_KIND = "adaspring-accuracy-samples"
 SAMPLES_SCHEMA_VERSION = 2
 DEFAULT_PENALTY = {"fp32": 0.0, "fp16": 0.0, "int8": 0.005}
 ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+KERNEL_GAMMAS = (0.03, 0.1, 0.3, 1.0)
+KERNEL_PENALTIES = (0.03, 0.1, 0.3, 1.0, 3.0)
 LABEL_TEMPERATURE = 0.5
 LABEL_ACCURACY = "accuracy"
 LABEL_SMOOTHED = f"smoothed_accuracy(T={LABEL_TEMPERATURE})"
@@ -67,6 +80,20 @@ def encode(space: SearchSpace, config: Config) -> np.ndarray:
     return np.asarray(parts + ranks, np.float64)
 
 
+def describe(space: SearchSpace, config: Config) -> np.ndarray:
+    """The compact numeric description of ``config`` the kernel member uses (see the module docstring)."""
+    space.validate(config)
+    parts: list[float] = []
+    for stage, n in zip(config.stages, space.blocks_per_stage):
+        parts.append(float(len(stage)))
+        for b in range(n):
+            kept = b < len(stage)
+            parts.append(stage[b].width if kept else 0.0)
+            parts += [float(kept and stage[b].op == op) for op in space.ops]
+    parts.append(math.log2(config.head_rank))
+    return np.asarray(parts, np.float64)
+
+
 def _close(values: Sequence[float], value: float) -> int:
     return next(i for i, v in enumerate(values) if math.isclose(v, value))
 
@@ -83,10 +110,8 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x, kind="mergesort")
     ranks = np.empty(len(x), np.float64)
     ranks[order] = np.arange(len(x), dtype=np.float64)
-    for value in np.unique(x):
-        tied = x == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+    _, tie_group, tie_count = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(tie_group, weights=ranks) / tie_count)[tie_group]  # tied values share their mean rank
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
@@ -158,20 +183,124 @@ class Sample:
     smoothed_accuracy: float
 
 
+@dataclasses.dataclass(frozen=True)
+class KernelRidge:
+    """Gaussian-kernel ridge regression: ``offset + sum_i dual_i * exp(-gamma * |z - support_i|^2 / d)``.
+
+    Features are standardised with the training mean and scale; ``d`` is their number.
+
+    Attributes:
+      gamma: kernel width (per dimension).
+      penalty: ridge penalty on the kernel matrix.
+      mean: training feature means.
+      scale: training feature scales (1 where a feature is constant).
+      support: standardised training features ``(n, d)``.
+      dual: dual coefficients ``(n,)``.
+      offset: the training label mean.
+    """
+
+    gamma: float
+    penalty: float
+    mean: np.ndarray
+    scale: np.ndarray
+    support: np.ndarray
+    dual: np.ndarray
+    offset: float
+
+    @classmethod
+    def fit(cls, z: np.ndarray, y: np.ndarray, gamma: float, penalty: float) -> KernelRidge:
+        """Fits on features ``z`` ``(n, d)`` and labels ``y`` ``(n,)``."""
+        mean, scale = z.mean(axis=0), z.std(axis=0)
+        scale[scale == 0] = 1.0
+        support = (z - mean) / scale
+        gram = _gaussian(support, support, gamma) + penalty * np.eye(len(z))
+        offset = float(y.mean())
+        return cls(gamma, penalty, mean, scale, support, _spd_solve(gram, y - offset), offset)
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """Predictions for features ``z`` ``(m, d)``."""
+        return _gaussian((z - self.mean) / self.scale, self.support, self.gamma) @ self.dual + self.offset
+
+    def rescaled(self, slope: float, intercept: float) -> KernelRidge:
+        """The model of ``slope * prediction + intercept``."""
+        return dataclasses.replace(self, dual=self.dual * slope, offset=self.offset * slope + intercept)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {"gamma": self.gamma, "penalty": self.penalty, "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(), "support": self.support.tolist(), "dual": self.dual.tolist(),
+                "offset": self.offset}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], dimensions: int) -> KernelRidge:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+          ModelFormatError: for arrays whose shapes do not fit ``dimensions`` features.
+        """
+        mean, scale = np.asarray(obj["mean"], np.float64), np.asarray(obj["scale"], np.float64)
+        support, dual = np.asarray(obj["support"], np.float64), np.asarray(obj["dual"], np.float64)
+        if mean.shape != (dimensions,) or scale.shape != (dimensions,) or support.shape != (len(dual), dimensions):
+            raise ModelFormatError("accuracy predictor kernel member does not match its search space")
+        return cls(float(obj["gamma"]), float(obj["penalty"]), mean, scale, support, dual, float(obj["offset"]))
+
+
+def _gaussian(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * np.einsum("ik,jk->ij", a, b)
+    return np.exp(-gamma * np.maximum(squared, 0.0) / a.shape[1])
+
+
+def _cross_validated(
+    fit_predict: Any, x: np.ndarray, y: np.ndarray, fold: np.ndarray, settings: Sequence[Any]
+) -> tuple[Any, np.ndarray]:
+    """The setting with the lowest k-fold squared error and its out-of-fold predictions.
+
+    Args:
+      fit_predict: ``(x_train, y_train, x_test, setting) -> predictions``.
+      x: features.
+      y: labels.
+      fold: fold index of every row.
+      settings: candidate settings.
+
+    Returns:
+      ``(setting, out-of-fold predictions)``.
+    """
+    best: tuple[float, Any, np.ndarray] | None = None
+    for setting in settings:
+        pred = np.empty_like(y)
+        for f in np.unique(fold):
+            pred[fold == f] = fit_predict(x[fold != f], y[fold != f], x[fold == f], setting)
+        score = float(np.mean((pred - y) ** 2))
+        if best is None or score < best[0]:
+            best = (score, setting, pred)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _ridge_fit_predict(x: np.ndarray, y: np.ndarray, test: np.ndarray, alpha: float) -> np.ndarray:
+    w, b = _ridge(x, y, alpha)
+    return test @ w + b
+
+
+def _kernel_fit_predict(z: np.ndarray, y: np.ndarray, test: np.ndarray, setting: tuple[float, float]) -> np.ndarray:
+    return KernelRidge.fit(z, y, *setting).predict(test)
+
+
 @dataclasses.dataclass
 class AccuracyPredictor:
-    """Ridge regression from :func:`encode` features to float32 accuracy (weights on the raw features).
+    """Mean of a ridge member on :func:`encode` features and a kernel member on :func:`describe` features.
 
     Attributes:
       space: the search space.
-      weights: feature weights (in accuracy units: the label-to-accuracy line is folded in).
-      intercept: the intercept.
+      weights: ridge feature weights (in accuracy units: the label-to-accuracy line is folded in).
+      intercept: the ridge intercept.
       alpha: the ridge penalty chosen by cross-validation.
-      cv_spearman: cross-validated Spearman correlation with the measured top-1 accuracy of the training
-        samples.
+      cv_spearman: cross-validated Spearman correlation of the prediction with the measured top-1 accuracy of
+        the training samples.
       samples: number of training configurations.
       precision_penalty: accuracy subtracted per precision.
-      label: what the ridge was fitted on: :data:`LABEL_ACCURACY` or :data:`LABEL_SMOOTHED`.
+      label: what the members were fitted on: :data:`LABEL_ACCURACY` or :data:`LABEL_SMOOTHED`.
+      kernel: the kernel member (in accuracy units); None: the ridge alone (as schema versions 1 and 2).
     """
 
     space: SearchSpace
@@ -182,6 +311,7 @@ class AccuracyPredictor:
     samples: int
     precision_penalty: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PENALTY))
     label: str = LABEL_ACCURACY
+    kernel: KernelRidge | None = None
 
     @classmethod
     def fit(
@@ -193,8 +323,9 @@ class AccuracyPredictor:
         seed: int = 0,
         targets: Sequence[float] | None = None,
         label: str = LABEL_SMOOTHED,
+        kernel: bool = True,
     ) -> AccuracyPredictor:
-        """Fits on measured accuracies, choosing ``alpha`` by k-fold cross-validated squared error.
+        """Fits on measured accuracies, choosing each member's penalty by k-fold cross-validated squared error.
 
         Args:
           space: the search space.
@@ -205,6 +336,7 @@ class AccuracyPredictor:
           targets: lower-noise labels to fit instead (e.g. smoothed accuracies); predictions are mapped to
             accuracy units by a least-squares line from ``targets`` to ``accuracies``. None: fit the accuracies.
           label: the name of ``targets`` (stored with the predictor).
+          kernel: fit the kernel member too (False: the ridge alone).
 
         Returns:
           The fitted predictor.
@@ -220,45 +352,62 @@ class AccuracyPredictor:
         y = acc if targets is None else np.asarray(targets, np.float64)
         slope, offset = (1.0, 0.0) if targets is None else _label_to_accuracy(y, acc)
         fold = np.random.default_rng(seed).permutation(n) % folds
-        best = None
-        for alpha in ALPHAS:
-            pred = np.empty_like(y)
-            for f in range(folds):
-                w, b = _ridge(x[fold != f], y[fold != f], alpha)
-                pred[fold == f] = x[fold == f] @ w + b
-            score = float(np.mean((pred - y) ** 2))
-            if best is None or score < best[0]:
-                best = (score, alpha, spearman(pred, acc))
-        _, alpha, cv_rho = best
+        alpha, pred = _cross_validated(_ridge_fit_predict, x, y, fold, ALPHAS)
+        member = None
+        if kernel:
+            z = np.stack([describe(space, c) for c in configs])
+            settings = [(g, p) for g in KERNEL_GAMMAS for p in KERNEL_PENALTIES]
+            (gamma, penalty), kernel_pred = _cross_validated(_kernel_fit_predict, z, y, fold, settings)
+            pred = (pred + kernel_pred) / 2
+            member = KernelRidge.fit(z, y, gamma, penalty).rescaled(slope, offset)
         w, b = _ridge(x, y, alpha)
-        return cls(space, w * slope, b * slope + offset, alpha, cv_rho, n,
-                   label=LABEL_ACCURACY if targets is None else label)  # fmt: skip
+        return cls(space, w * slope, b * slope + offset, alpha, spearman(pred, acc), n,
+                   label=LABEL_ACCURACY if targets is None else label, kernel=member)  # fmt: skip
 
     @classmethod
     def fit_samples(
-        cls, space: SearchSpace, configs: Sequence[Config], samples: dict[str, Sample], seed: int = 0
+        cls,
+        space: SearchSpace,
+        configs: Sequence[Config],
+        samples: dict[str, Sample],
+        seed: int = 0,
+        labels: Sequence[str] = (LABEL_ACCURACY, LABEL_SMOOTHED),
+        kernel: bool = True,
     ) -> AccuracyPredictor:
-        """Fits on the smoothed accuracies of measured samples (see the module docstring).
+        """Fits on measured samples with each of ``labels`` and keeps the best cross-validated fit.
 
         Args:
           space: the search space.
           configs: measured configurations.
           samples: fp32 config id -> :class:`Sample` (e.g. from :func:`measure_samples`), one per config.
-          seed: fold shuffling seed.
+          seed: fold shuffling seed (the same folds for every label).
+          labels: :data:`LABEL_ACCURACY` and/or :data:`LABEL_SMOOTHED`.
+          kernel: fit the kernel member too.
 
         Returns:
-          The fitted predictor.
+          The fitted predictor with the highest ``cv_spearman`` (the first label on ties).
 
         Raises:
           KeyError: when a configuration has no sample.
+          ValueError: for an empty or unknown label.
         """
+        unknown = set(labels) - {LABEL_ACCURACY, LABEL_SMOOTHED}
+        if not labels or unknown:
+            raise ValueError(f"labels must be among {LABEL_ACCURACY!r} and {LABEL_SMOOTHED!r}, got {list(labels)}")
         chosen = [samples[c.with_precision("fp32").id] for c in configs]
-        return cls.fit(space, configs, [s.accuracy for s in chosen], seed=seed,
-                       targets=[s.smoothed_accuracy for s in chosen], label=LABEL_SMOOTHED)  # fmt: skip
+        accuracies = [s.accuracy for s in chosen]
+        smoothed = [s.smoothed_accuracy for s in chosen]
+        fits = []
+        for name in labels:
+            targets = None if name == LABEL_ACCURACY else smoothed
+            fits.append(cls.fit(space, configs, accuracies, seed=seed, targets=targets, label=name, kernel=kernel))
+        return max(fits, key=lambda model: model.cv_spearman)
 
     def predict(self, config: Config) -> float:
         """Predicted validation accuracy of ``config`` (precision penalty applied), clipped to [0, 1]."""
         value = float(encode(self.space, config) @ self.weights + self.intercept)
+        if self.kernel is not None:
+            value = (value + float(self.kernel.predict(describe(self.space, config)[None, :])[0])) / 2
         return min(1.0, max(0.0, value - self.precision_penalty.get(config.precision, 0.0)))
 
     def to_json(self) -> dict[str, Any]:
@@ -274,31 +423,34 @@ class AccuracyPredictor:
             "samples": self.samples,
             "precision_penalty": dict(self.precision_penalty),
             "label": self.label,
+            "kernel": None if self.kernel is None else self.kernel.to_json(),
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> AccuracyPredictor:
-        """Inverse of :meth:`to_json`; also reads schema version 1 (fitted on top-1 accuracy, no ``label``).
+        """Inverse of :meth:`to_json`; also reads schema versions 1 (top-1 label, no ``label``) and 2 (no kernel).
 
         Raises:
-          ModelFormatError: for another kind of file or weights that do not fit the space.
+          ModelFormatError: for another kind of file or members that do not fit the space.
           SchemaVersionError: for an unknown schema version.
         """
         if obj.get("kind") != PREDICTOR_KIND:
             raise ModelFormatError("not an adaspring accuracy predictor")
         version = obj.get("schema_version", 1)
-        if version not in (1, PREDICTOR_SCHEMA_VERSION):
+        if version not in (1, 2, PREDICTOR_SCHEMA_VERSION):
             raise SchemaVersionError(
-                f"accuracy predictor schema_version {version!r} is not supported (this version reads 1 and "
+                f"accuracy predictor schema_version {version!r} is not supported (this version reads 1 to "
                 f"{PREDICTOR_SCHEMA_VERSION}); refit it with this version of tflite-adaspring"
             )
         space = SearchSpace.from_json(obj["space"])
         weights = np.asarray(obj["weights"], np.float64)
         if weights.shape != encode(space, space.largest()).shape:
             raise ModelFormatError("accuracy predictor weights do not match its search space")
+        member = obj.get("kernel") if version == PREDICTOR_SCHEMA_VERSION else None
+        kernel = None if member is None else KernelRidge.from_json(member, len(describe(space, space.largest())))
         return cls(space, weights, float(obj["intercept"]), float(obj["alpha"]), float(obj["cv_spearman"]),
                    int(obj["samples"]), {k: float(v) for k, v in obj["precision_penalty"].items()},
-                   str(obj.get("label", LABEL_ACCURACY)))  # fmt: skip
+                   str(obj.get("label", LABEL_ACCURACY)), kernel)  # fmt: skip
 
 
 def _label_to_accuracy(targets: np.ndarray, accuracies: np.ndarray) -> tuple[float, float]:
