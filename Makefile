@@ -60,7 +60,7 @@ demo: setup
 	$(VENV)/bin/adaspring demo --task $(TASK)
 
 BENCH_TASKS ?= har_watch fashion_mnist japanese_vowels
-COMPARE_TASKS ?= har_watch japanese_vowels basic_motions
+COMPARE_TASKS ?= har_watch fashion_mnist japanese_vowels basic_motions
 DEMO_DIR := runs/demo/har_watch
 
 # Heavy: trains what is missing (supernets under runs/bench/<task>, the demo model under runs/demo/),
