@@ -51,10 +51,13 @@ def test_progressive_shrinking_samples_the_phase_subspace(dataset):
 
 
 def test_a_few_steps_lower_the_loss_and_checkpoint_resume_reproduces(dataset, tmp_path):
-    options = tiny_options(epochs=4, learning_rate=1e-2, schedule=ShrinkSchedule((("full", 0.0), ("depth", 0.5))))
+    options = tiny_options(
+        epochs=4, eval_every=2, learning_rate=1e-2, schedule=ShrinkSchedule((("full", 0.0), ("depth", 0.5)))
+    )
     straight = make_trainer(dataset, options)
     records = straight.fit()
     assert records[-1]["loss"] < records[0]["loss"]
+    assert ["val_accuracy" in r for r in records] == [False, True, False, True]  # every 2nd epoch and the last
     # two epochs, stop, resume in a new trainer from the checkpoint: same weights as training straight through
     first = make_trainer(dataset, options, checkpoint_dir=tmp_path / "ck")
     first.fit(until_epoch=2)
@@ -67,12 +70,14 @@ def test_a_few_steps_lower_the_loss_and_checkpoint_resume_reproduces(dataset, tm
 
 
 def test_run_folder_round_trip(dataset, tmp_path):
-    trainer = make_trainer(dataset, tiny_options(epochs=1), checkpoint_dir=tmp_path / "checkpoints")
+    options = tiny_options(epochs=1, eval_every=3)
+    trainer = make_trainer(dataset, options, checkpoint_dir=tmp_path / "checkpoints")
     trainer.fit()
     spec = dataset.spec
     save_run_info(tmp_path, RunInfo("basic_motions", {}, spec, tiny_backbone(spec), trainer.options))
     info, supernet, _ = load_run(tmp_path)
     assert info.backbone == tiny_backbone(spec)
+    assert info.options == options
     for a, b in zip(trainer.supernet.model.weights, supernet.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(FileNotFoundError, match="adaspring train"):
@@ -107,3 +112,46 @@ def test_mirrored_strategy_step_runs_on_two_logical_cpus():
         [sys.executable, "-c", MIRRORED_SCRIPT, tests_dir], capture_output=True, text=True, timeout=600
     )
     assert "MIRRORED_OK 2" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_step_applies_the_sandwich_loss_of_every_config(dataset):
+    """The graph-loop step equals AdamW on the summed eager losses: the teacher on smoothed labels, the
+    students on hard labels mixed with the teacher's soft labels."""
+    import random
+
+    import tensorflow as tf
+    import tf_keras
+
+    options = tiny_options(random_configs=1, distill_weight=0.5, temperature=2.0, label_smoothing=0.2)
+    looped, eager = make_trainer(dataset, options), make_trainer(dataset, options)
+    before = [w.numpy() for w in eager.supernet.model.weights]
+    for a, b in zip(looped.supernet.model.weights, before):
+        np.testing.assert_array_equal(a.numpy(), b)
+    space = looped.supernet.space
+    configs = [space.largest(), space.smallest(), space.sample(random.Random(3), precision="fp32")]
+    x, y = dataset.train[0][:8], dataset.train[1][:8]
+    codes = tf.constant(np.stack([looped.supernet.encode(c) for c in configs]), tf.int32)
+    teacher_loss = float(looped._step(tf.constant(x), tf.constant(y), codes))
+
+    sn, t, k = eager.supernet, options.temperature, dataset.spec.num_classes
+    one_hot = tf.one_hot(y, k)
+    with tf.GradientTape() as tape:
+        teacher = sn.forward(x, configs[0], training=True)
+        smooth_ce = tf_keras.losses.categorical_crossentropy(one_hot, teacher, from_logits=True, label_smoothing=0.2)
+        loss = expected_teacher = tf.reduce_mean(smooth_ce)
+        soft = tf.stop_gradient(tf.nn.softmax(teacher / t))
+        for config in configs[1:]:
+            logits = sn.forward(x, config, training=True)
+            hard = tf_keras.losses.categorical_crossentropy(one_hot, logits, from_logits=True)
+            kd = tf_keras.losses.categorical_crossentropy(soft, logits / t, from_logits=True) * t**2
+            loss += tf.reduce_mean(0.5 * hard + 0.5 * kd)
+    variables = sn.model.trainable_variables
+    grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    eager.optimizer.apply_gradients(zip(grads, variables))
+
+    assert teacher_loss == pytest.approx(float(expected_teacher), rel=1e-5)
+    moved = 0
+    for a, b, start in zip(looped.supernet.model.weights, eager.supernet.model.weights, before):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.name)
+        moved += int(not np.allclose(a.numpy(), start))
+    assert moved > 10

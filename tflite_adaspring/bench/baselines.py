@@ -25,7 +25,6 @@ run's checkpoint and the budgets match. Accuracy is measured with LiteRT on the 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import time
 import types
@@ -228,17 +227,14 @@ def build_baselines(
         nonlocal full_model
         if full_model is None:
             full_model = _fresh(supernet, supernet.space.largest(), options.seed)
+            from tflite_adaspring.bench.standalone import fit_plain, load_weights_npz, save_weights_npz
+
             if full_weights.exists():
-                with np.load(full_weights) as z:
-                    full_model.set_weights([z[f"w{i}"] for i in range(len(z.files))])
+                load_weights_npz(full_model, full_weights)
             else:
                 log(f"baseline full: training {options.epochs} epochs from scratch")
-                from tflite_adaspring.bench.standalone import fit_plain
-
                 fit_plain(full_model, dataset, options, log=log, label="full")
-                buffer = io.BytesIO()
-                np.savez(buffer, **{f"w{i}": w for i, w in enumerate(full_model.get_weights())})
-                atomic_write_bytes(full_weights, buffer.getvalue())
+                save_weights_npz(full_model, full_weights)
         return full_model
 
     def fine_tune(model: Any, label: str) -> Any:

@@ -73,3 +73,31 @@ def keras_accuracy(model: Any, split: tuple[np.ndarray, np.ndarray]) -> float:
     if len(x) == 0:
         return 0.0
     return float(np.mean(np.argmax(model.predict(x, batch_size=512, verbose=0), -1) == y))
+
+
+def save_weights_npz(model: Any, path: Any) -> None:
+    """Writes ``model``'s weights to an ``.npz`` file atomically (any Keras version or save format).
+
+    Args:
+      model: a built tf_keras model.
+      path: destination file; parent folders are created.
+    """
+    import io
+
+    from tflite_adaspring.fileio import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_weights_npz(model: Any, path: Any) -> Any:
+    """Sets ``model``'s weights from a file written by :func:`save_weights_npz` and returns the model.
+
+    Raises:
+      ValueError: the file holds a different number of weights or a shape that does not fit.
+    """
+    with np.load(path) as z:
+        weights = [z[f"w{i}"] for i in range(len(z.files))]
+    model.set_weights(weights)
+    return model

@@ -23,7 +23,9 @@ class TrainOptions:
       label_smoothing: label smoothing of the largest config's cross-entropy.
       resort_every: re-sort channels by importance every this many epochs (0: never).
       recalibration_batches: batches used to recalibrate BN statistics per evaluated config.
-      eval_random_configs: random configs evaluated per epoch (with the largest and the smallest).
+      eval_random_configs: random configs evaluated per evaluation (with the largest and the smallest).
+      eval_every: evaluate on the validation split every this many epochs and after the last one
+        (each evaluation recalibrates BatchNorm for ``2 + eval_random_configs`` configs: seconds per epoch).
       augmentation: ``none`` or ``imu_rotation`` (see :mod:`tflite_adaspring.training.augment`).
       seed: seed of weights, data order and config sampling.
       schedule: progressive-shrinking phase starts.
@@ -40,6 +42,7 @@ class TrainOptions:
     resort_every: int = 5
     recalibration_batches: int = 16
     eval_random_configs: int = 2
+    eval_every: int = 5
     augmentation: str = "none"
     seed: int = 0
     schedule: ShrinkSchedule = dataclasses.field(default_factory=ShrinkSchedule)

@@ -117,26 +117,36 @@ class EnsembleTrainer:
         strategy = self.strategy
         global_batch = o.batch_size
         variables = sn.model.trainable_variables
+        classes = sn.backbone.num_classes
+        with strategy.scope():
+            # a graph loop cannot hold the cross-replica merge of the config assignment: unroll it then
+            loop = _python_while if tf.distribute.has_strategy() else tf.while_loop
 
         def replica_step(x: tf.Tensor, y: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                sn.assign_codes(codes[0])
-                teacher = sn.model(x, training=True)
-                one_hot = tf.one_hot(y, sn.backbone.num_classes)
-                ce = tf_keras.losses.categorical_crossentropy(one_hot, teacher, from_logits=True,
-                                                             label_smoothing=o.label_smoothing)  # fmt: skip
-                loss = tf.reduce_sum(ce) / global_batch
-                soft = tf.stop_gradient(tf.nn.softmax(teacher / o.temperature))
-                for k in range(1, codes.shape[0]):
-                    sn.assign_codes(codes[k])
+            one_hot = tf.one_hot(y, classes)
+            smoothed = one_hot * (1 - o.label_smoothing) + o.label_smoothing / classes
+
+            # One config per iteration of a graph loop (on one replica): the forward and backward pass are
+            # traced once, not once per config of the sandwich (tracing dominated the first epoch). Config 0
+            # is the teacher: label-smoothed labels only; the others mix hard labels and its soft labels.
+            def body(k: tf.Tensor, soft: tf.Tensor, teacher_loss: tf.Tensor, grads: list[tf.Tensor]) -> tuple:
+                is_teacher = tf.equal(k, 0)
+                sn.assign_codes(codes[k])
+                with tf.GradientTape() as tape:
                     logits = sn.model(x, training=True)
-                    hard = tf_keras.losses.categorical_crossentropy(one_hot, logits, from_logits=True)
-                    kd = tf_keras.losses.categorical_crossentropy(soft, logits / o.temperature, from_logits=True)
-                    mixed = (1 - o.distill_weight) * hard + o.distill_weight * kd * o.temperature**2
-                    loss += tf.reduce_sum(mixed) / global_batch
-            grads = tape.gradient(loss, variables)
-            opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-            return tf.reduce_sum(ce) / global_batch
+                    hard = tf.nn.softmax_cross_entropy_with_logits(tf.where(is_teacher, smoothed, one_hot), logits)
+                    kd = tf.nn.softmax_cross_entropy_with_logits(soft, logits / o.temperature) * o.temperature**2
+                    w_kd = tf.where(is_teacher, 0.0, o.distill_weight)
+                    loss = tf.reduce_sum((1 - w_kd) * hard + w_kd * kd) / global_batch
+                step_grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                soft = tf.where(is_teacher, tf.stop_gradient(tf.nn.softmax(logits / o.temperature)), soft)
+                teacher_loss = tf.where(is_teacher, loss, teacher_loss)
+                return k + 1, soft, teacher_loss, [a + b for a, b in zip(grads, step_grads)]
+
+            start = (0, tf.zeros_like(one_hot), tf.constant(0.0), [tf.zeros_like(v) for v in variables])
+            _, _, teacher_loss, grads = loop(lambda k, *_: k < codes.shape[0], body, start)
+            opt.apply_gradients(zip(grads, variables))
+            return teacher_loss
 
         @tf.function
         def step(dist_x: Any, dist_y: Any, codes: tf.Tensor) -> tf.Tensor:
@@ -172,13 +182,15 @@ class EnsembleTrainer:
           until_epoch: stop after this epoch instead (the schedule still spans ``options.epochs``).
 
         Returns:
-          One log record per epoch trained by this call.
+          One log record per epoch trained by this call: ``epoch``, ``phase``, ``loss``, ``seconds`` (wall time
+          of the training steps), ``cpu_seconds`` (CPU time of the whole epoch, evaluation included) and,
+          every ``eval_every`` epochs and after the last, ``val_accuracy``.
         """
         o = self.options
         records = []
         start = self.restore()
         for epoch in range(start, min(o.epochs, until_epoch or o.epochs)):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             phase = o.schedule.phase(epoch / max(1, o.epochs))
             bar = tf_keras.utils.Progbar(self.steps_per_epoch, verbose=1 if self.verbose else 0, unit_name="step")
             if self.verbose:
@@ -192,27 +204,26 @@ class EnsembleTrainer:
             if o.resort_every and (epoch + 1) % o.resort_every == 0 and epoch + 1 < o.epochs:
                 apply_permutations(self.supernet.channel_permutations(), self.optimizer)
             self.epoch.assign(epoch + 1)
-            record = {
+            record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "phase": phase,
                 "loss": float(np.mean(losses)),
                 "seconds": round(time.perf_counter() - t0, 2),
-                "val_accuracy": self.evaluate_sample(split="val", seed=epoch),
             }
+            if (epoch + 1) % max(1, o.eval_every) == 0 or epoch + 1 == o.epochs:
+                record["val_accuracy"] = self.evaluate_sample(split="val", seed=epoch)
             if self.manager is not None:
                 self.manager.save(checkpoint_number=epoch + 1)
+            record["cpu_seconds"] = round(time.process_time() - cpu0, 2)  # every thread, evaluation included
             self._log(record)
             records.append(record)
         return records
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.verbose:
-            acc = record["val_accuracy"]
-            print(
-                f"  loss {record['loss']:.4f}  val acc largest {acc['largest']:.3f} smallest {acc['smallest']:.3f} "
-                f"({record['seconds']:.1f} s)",
-                file=sys.stderr,
-            )
+            acc = record.get("val_accuracy")
+            val = f"  val acc largest {acc['largest']:.3f} smallest {acc['smallest']:.3f}" if acc else ""
+            print(f"  loss {record['loss']:.4f}{val} ({record['seconds']:.1f} s)", file=sys.stderr)
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a") as f:
@@ -238,6 +249,13 @@ class EnsembleTrainer:
             "smallest": self.accuracy(space.smallest(), split),
             "random": {c.id: self.accuracy(c, split) for c in randoms},
         }
+
+
+def _python_while(cond: Callable[..., Any], body: Callable[..., tuple], loop_vars: tuple) -> tuple:
+    """``tf.while_loop`` unrolled at trace time (the condition must be a Python bool)."""
+    while cond(*loop_vars):
+        loop_vars = body(*loop_vars)
+    return loop_vars
 
 
 def accuracy(
