@@ -71,6 +71,7 @@ bench: setup
 	$(VENV)/bin/adaspring bench predictors --run runs/bench/har_watch --work runs/bench/predictors_har_watch
 	$(VENV)/bin/adaspring bench export --run $(DEMO_DIR)/run
 	$(VENV)/bin/adaspring bench runtime --model $(DEMO_DIR)/model.tflite --evolve_model $(DEMO_DIR)/model_evolve.tflite
+	$(VENV)/bin/adaspring bench runtime --mode shared --model $(DEMO_DIR)/model.tflite --evolve_model $(DEMO_DIR)/model_evolve.tflite
 	for t in $(COMPARE_TASKS); do $(VENV)/bin/adaspring bench compare --task $$t && \
 		$(VENV)/bin/adaspring bench casestudy --task $$t || exit 1; done
 	$(VENV)/bin/adaspring bench report

@@ -82,7 +82,8 @@ def train_standalone(
         train_seconds = json.loads(sidecar.read_text())["train_seconds"]
     else:
         t0 = time.perf_counter()
-        model = fit_plain(model, dataset, options)
+        print(f"{config.id}: training alone for {options.epochs} epochs")
+        model = fit_plain(model, dataset, options, log=print, label=config.id)
         train_seconds = round(time.perf_counter() - t0, 1)
         if cached is not None:
             from tflite_adaspring.fileio import atomic_write_json
