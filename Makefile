@@ -69,7 +69,8 @@ bench: setup
 	$(VENV)/bin/adaspring demo --task har_watch
 	for t in $(BENCH_TASKS); do $(VENV)/bin/adaspring bench retrain-gap --task $$t || exit 1; done
 	$(VENV)/bin/adaspring bench predictors --run runs/bench/har_watch --work runs/bench/predictors_har_watch
-	$(VENV)/bin/adaspring bench export --run $(DEMO_DIR)/run
+	$(VENV)/bin/adaspring bench export --run runs/bench/har_watch --lut runs/bench/har_watch/lut.json \
+		--work runs/bench/export_har_watch
 	$(VENV)/bin/adaspring bench runtime --model $(DEMO_DIR)/model.tflite --evolve_model $(DEMO_DIR)/model_evolve.tflite
 	$(VENV)/bin/adaspring bench runtime --mode shared --model $(DEMO_DIR)/model.tflite --evolve_model $(DEMO_DIR)/model_evolve.tflite
 	for t in $(COMPARE_TASKS); do $(VENV)/bin/adaspring bench compare --task $$t && \

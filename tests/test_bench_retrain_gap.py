@@ -107,14 +107,14 @@ def test_training_time_is_read_from_the_run_folder(tmp_path):
     assert supernet_training_time(tmp_path)["supernet_train_cpu_seconds"] is None
 
 
-def test_calibration_batches_cover_the_training_split_once_shuffled():
+def test_whole_split_batches_cover_the_training_split_once_shuffled():
     import numpy as np
 
-    from tflite_adaspring.bench.retrain_gap import calibration_batches
+    from tflite_adaspring.bench.retrain_gap import whole_split_batches
 
     x = np.arange(10, dtype=np.float32)[:, None]
-    batches = calibration_batches(x, 4, seed=1)
+    batches = whole_split_batches(x, 4, seed=1)
     assert [len(b) for b in batches] == [4, 4, 2]
     seen = np.concatenate(batches)[:, 0]
     assert sorted(seen) == list(range(10)) and list(seen) != list(range(10))
-    np.testing.assert_array_equal(np.concatenate(calibration_batches(x, 4, seed=1)), np.concatenate(batches))
+    np.testing.assert_array_equal(np.concatenate(whole_split_batches(x, 4, seed=1)), np.concatenate(batches))

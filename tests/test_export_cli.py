@@ -66,6 +66,11 @@ def test_inspect_and_export_fail_clearly(
     out = str(tmp_path / "m.tflite")
     assert main(["adaspring", "export", "--run", str(tiny.run_dir), "--out", out, "--precision", "fp8"]) == 2
     assert "choose from fp32,fp16,int8" in capsys.readouterr().err
+    for bad in ("-1", "0", "big"):
+        assert main(["adaspring", "export", "--run", str(tiny.run_dir), "--out", out, "--max_size_ratio", bad]) == 2
+        assert "--max_size_ratio" in capsys.readouterr().err
+    assert export_cmd.parse_size_ratio("none") is None and export_cmd.parse_size_ratio("Auto") == "auto"
+    assert export_cmd.parse_size_ratio("2.5") == 2.5
     monkeypatch.setattr(export_cmd, "evolve_available", lambda: False)
     assert main(["adaspring", "export", "--run", str(tiny.run_dir), "--out", out, "--mode", "evolve"]) == 1
     assert "--mode evolve is not available" in capsys.readouterr().err

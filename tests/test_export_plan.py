@@ -88,3 +88,65 @@ def test_folding_the_fire_batchnorm_keeps_the_outputs(tiny: ef.TinyExport) -> No
     assert after_concat(model) == 2 and after_concat(folded) == 0
     plain = tiny.supernet.materialize(Config.from_id("s50.d25/s75-r25-fp32"))  # no fire block: unchanged
     assert fold_concat_batchnorm(plain) is plain
+
+
+class _MacLatency:
+    """A stand-in latency table: latency proportional to MACs."""
+
+    def __init__(self, supernet: object):
+        self.supernet = supernet
+
+    def predict(self, config: object, threads: int = 1) -> object:
+        import types
+
+        scale = {"fp32": 1.0, "fp16": 1.0, "int8": 0.5}[config.precision]
+        return types.SimpleNamespace(predicted_ms=1e-6 * self.supernet.cost(config).macs * scale + 0.01)
+
+
+class _MacAccuracy:
+    """A stand-in accuracy predictor: more MACs, higher accuracy; int8 a little lower."""
+
+    def __init__(self, supernet: object):
+        self.supernet = supernet
+
+    def predict(self, config: object) -> float:
+        import math
+
+        return 0.05 * math.log(self.supernet.cost(config).macs) - (0.01 if config.precision == "int8" else 0.0)
+
+
+def test_packed_size_cap_bounds_the_selected_weights(tiny: ef.TinyExport) -> None:
+    from tflite_adaspring.export.pipeline import default_size_ratio, packed_weight_bytes, plan_export
+
+    supernet = tiny.supernet
+    lut, predictor = _MacLatency(supernet), _MacAccuracy(supernet)
+    full = supernet.cost(supernet.space.largest()).weight_bytes("fp32")
+    kw = {"k": 8, "precisions": ("fp32",), "population": 16, "generations": 4}
+    free = plan_export(supernet, lut, predictor, **kw)
+    free_ratio = packed_weight_bytes(supernet, [c.config for c in free.candidates]) / full
+    assert free_ratio > 2.0  # uncapped, the 8 picks hold more than twice the full model's weights
+    capped = plan_export(supernet, lut, predictor, max_size_ratio=2.0, **kw)
+    configs = [c.config for c in capped.candidates]
+    assert packed_weight_bytes(supernet, configs) <= 2.0 * full
+    space = supernet.space
+    assert {space.largest(), space.smallest()} <= set(configs)  # required ones survive the cap
+    assert sum(supernet.cost(c).weight_bytes() for c in configs) == packed_weight_bytes(supernet, configs)
+    mixed = [c.with_precision("int8") for c in configs]
+    assert packed_weight_bytes(supernet, mixed) < packed_weight_bytes(supernet, configs) / 3  # int8 kernels
+    assert default_size_ratio(["fp32"]) == 3.0 and default_size_ratio(["fp32", "int8"]) == 2.0
+    with pytest.raises(ValueError, match="not both"):
+        plan_export(supernet, lut, predictor, branch_budget=0.0, max_size_ratio=2.0, **kw)
+    with pytest.raises(ValueError, match="> 0"):
+        plan_export(supernet, lut, predictor, max_size_ratio=0.0, **kw)
+
+
+def test_unshared_weight_bytes_bound_the_packed_buffers(tiny: ef.TinyExport) -> None:
+    from tflite_adaspring.export.pipeline import packed_weight_bytes
+    from tflite_adaspring.metadata import unpack_model
+
+    weights = packed_weight_bytes(tiny.supernet, list(tiny.export.configs.values()))
+    model = unpack_model(tiny.export.model_bytes)
+    buffers = sum(0 if b.data is None else len(b.data) for b in model.buffers)
+    metadata = sum(len(model.buffers[m.buffer].data) for m in model.metadata)
+    shapes = 64 * len(tiny.export.configs)  # reshape / mean-axis constants: tens of bytes per signature
+    assert 0.5 * weights < buffers - metadata <= weights + shapes

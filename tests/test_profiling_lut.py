@@ -127,3 +127,80 @@ def test_table_files_of_another_kind_or_version_fail_clearly(tmp_path: Path) -> 
     path.write_text(json.dumps(broken))
     with pytest.raises(ModelFormatError, match="match"):
         LatencyLUT.load(path)
+
+
+def _fake_timings(spread: float, scale: float) -> object:
+    def time_ops(specs: list[OpSpec], threads: int = 1, **kw: object) -> dict[str, opbench.OpTiming]:
+        return {
+            s.key: opbench.OpTiming(ms=scale * 0.01 * (i + 1), spread=spread, rounds=3) for i, s in enumerate(specs)
+        }
+
+    return time_ops
+
+
+def test_busy_measurements_are_redone_and_the_quietest_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tflite_adaspring.profiling import latency_measure
+    from tflite_adaspring.profiling import lut as lut_module
+
+    attempts = iter([_fake_timings(0.30, 3.0), _fake_timings(0.02, 1.0)])  # busy, then quiet
+    monkeypatch.setattr(lut_module, "time_ops", lambda *a, **kw: next(attempts)(*a, **kw))
+    specs = SPECS[1:4]
+    plans = [specs[:1], specs[:2], specs]  # operator sums 0.01, 0.03, 0.06 ms
+    fit_calls = []
+
+    def measure_signatures(model: bytes, keys: list[str], threads: int = 1, **kw: object) -> dict:
+        fit_calls.append(threads)
+        ops = [0.01, 0.03, 0.06]
+        jitter = [0.0, 0.02, -0.01] if len(fit_calls) == 1 else [0.0, 0.0, 0.0]  # a busy first fit
+        return {k: types.SimpleNamespace(median_ms=0.004 + 1.2 * o + j) for k, o, j in zip(keys, ops, jitter)}
+
+    monkeypatch.setattr(latency_measure, "measure_signatures", measure_signatures)
+    lut = LatencyLUT({"name": "toy", "version": 1}, {s.key: s for s in specs}, {s.key: {} for s in specs}, {}, {}, {})
+    fit = lut_module.FitModels(b"", ["a", "b", "c"], plans, ["float32"] * 3)
+    log: list[str] = []
+    lut_module.measure_thread_count(lut, 2, fit, log=log.append)
+    assert lut.noise == {2: 0.02} and lut.op_ms[specs[0].key] == {2: pytest.approx(0.01)}  # the quiet attempt
+    assert fit_calls == [2, 2]  # the fit was measured again
+    assert lut.overhead[2]["all"].b == pytest.approx(1.2) and lut.overhead[2]["all"].fit_error_pct < 1e-6
+    assert sum("measuring again" in line for line in log) == 2 and not any("WARNING" in line for line in log)
+    assert lut_module.noisy_threads(lut) == []
+
+    monkeypatch.setattr(lut_module, "time_ops", _fake_timings(0.30, 1.0))  # busy every time
+    log.clear()
+    lut_module.measure_thread_count(lut, 1, fit, attempts=2, log=log.append)
+    assert lut.noise[1] == 0.30 and any("WARNING" in line and "idle machine" in line for line in log)
+    assert lut_module.noisy_threads(lut) == [1]
+
+
+def test_cached_table_is_reused_unless_noisy_or_missing_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tflite_adaspring.profiling import lut as lut_module
+
+    supernet = types.SimpleNamespace(space=SearchSpace("toy", 1, (1,)), backbone=None)
+    built: list[tuple[int, ...]] = []
+
+    def build_lut(net: object, threads: tuple[int, ...], **kw: object) -> LatencyLUT:
+        built.append(threads)
+        table = _lut()
+        table.overhead = {t: table.overhead[1] for t in threads}
+        table.noise = {t: 0.01 for t in threads}
+        return table
+
+    monkeypatch.setattr(lut_module, "build_lut", build_lut)
+    monkeypatch.setattr(lut_module, "SubnetPlanner", lambda net: types.SimpleNamespace(space=net.space))
+    path = tmp_path / "lut.json"
+    lut_module.cached_lut(path, supernet, (1,), log=lambda m: None)
+    assert built == [(1,)] and path.exists()
+    lut_module.cached_lut(path, supernet, (1,), log=lambda m: None)
+    assert built == [(1,)]  # reused
+    log: list[str] = []
+    lut_module.cached_lut(path, supernet, (1, 2), log=log.append)
+    assert built == [(1,), (1, 2)] and "threads [2] missing" in log[0]
+    noisy = _lut().to_json()
+    noisy["noise"] = {"1": 0.25}
+    path.write_text(json.dumps(noisy))
+    log.clear()
+    lut_module.cached_lut(path, supernet, (1,), log=log.append)
+    assert built[-1] == (1,) and len(built) == 3 and "noisy at threads [1]" in log[0]
+    assert LatencyLUT.load(path).noise == {1: 0.01}  # replaced on disk

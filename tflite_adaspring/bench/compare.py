@@ -91,7 +91,7 @@ def adaspring_models(run_dir: Path, fv: flags.FlagValues, log: Any = print) -> t
     from tflite_adaspring.export.evolve import evolve_from_packed
     from tflite_adaspring.export.pipeline import calibration_batches, export_run
     from tflite_adaspring.fileio import atomic_write_bytes, atomic_write_json
-    from tflite_adaspring.profiling.lut import build_lut
+    from tflite_adaspring.profiling.lut import cached_lut
     from tflite_adaspring.training.run import load_run
 
     packed = run_dir / f"adaspring_k{fv.signatures}.tflite"
@@ -102,9 +102,8 @@ def adaspring_models(run_dir: Path, fv: flags.FlagValues, log: Any = print) -> t
     info, supernet, dataset = load_run(run_dir)
     if not packed.exists():
         lut = Path(fv.lut or run_dir / "lut.json")
-        if not lut.exists():
-            log(f"measuring the latency table -> {lut}")
-            build_lut(supernet, (fv.threads,), representative=dataset.train[0][:64], log=log).save(lut)
+        if not fv.lut:  # our cache; the user's table is used as it is
+            cached_lut(lut, supernet, (fv.threads,), representative=dataset.train[0][:64], log=log)
         log(f"exporting {fv.signatures} AdaSpring signatures from {run_dir}")
         result = export_run(run_dir, k=fv.signatures, lut_path=lut, threads=fv.threads,
                             predictor_samples=fv.predictor_samples, samples_cache=run_dir / "accuracy_samples.json",

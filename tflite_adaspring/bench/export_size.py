@@ -1,11 +1,12 @@
 """``adaspring bench export``: the K-signature model of a run - speed range, file size, compressed-precision loss.
 
 Exports the run twice through the full pipeline (predictors, Pareto search, K signatures): once with
-every precision allowed (``mixed``) and once all-fp32. Reports for each: file size against the full
-single-signature fp32 model of the largest configuration, the measured latency ratio between the
-largest configuration and the fastest signature (one measured run), buffer-deduplication savings, and
-for every fp16/int8 signature its accuracy against its fp32 twin (converted separately, measured with
-LiteRT on the validation and test splits).
+every precision allowed (``mixed``) and once all-fp32, each with the default size cap of ``adaspring
+export`` (:func:`~tflite_adaspring.export.pipeline.default_size_ratio`). Reports for each: file size
+against the full single-signature fp32 model of the largest configuration, the measured latency ratio
+between the largest configuration and the fastest signature (one measured run), buffer-deduplication
+savings, and for every fp16/int8 signature its accuracy against its fp32 twin (converted separately,
+measured with LiteRT on the validation and test splits).
 
 Writes ``docs/results/export_<task>.json`` and a markdown table next to it, atomically.
 """
@@ -19,7 +20,7 @@ from absl import flags
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("run", "runs/demo/har_watch/run", "Trained run folder.", flag_values=FLAGS)
-flags.DEFINE_string("lut", "runs/bench/predictors/lut.json", "Latency table (built and saved there if missing).",
+flags.DEFINE_string("lut", "runs/bench/predictors/lut.json", "Latency table cache (measured when missing or noisy).",
                     flag_values=FLAGS)  # fmt: skip
 flags.DEFINE_string("work", "runs/bench/export", "Folder for the exported models and the accuracy samples.",
                     flag_values=FLAGS)  # fmt: skip
@@ -32,7 +33,7 @@ flags.DEFINE_integer("predictor_samples", 240, "Configurations measured for the 
 LIMITS = {"fastest_vs_largest": 5.0, "fp32_size_ratio": 3.0, "mixed_size_ratio": 2.0, "twin_loss_points": 1.5}
 
 
-def _summary(result: Any, full_bytes: int, largest_id: str) -> dict[str, Any]:
+def _summary(result: Any, full_bytes: int, largest_id: str, size_cap: float) -> dict[str, Any]:
     meta = result.packed.metadata
     rows = {s.config_id: s for s in meta.signatures}
     fastest = min(meta.signatures, key=lambda s: s.latency_ms)
@@ -40,6 +41,8 @@ def _summary(result: Any, full_bytes: int, largest_id: str) -> dict[str, Any]:
     return {
         "file_bytes": len(result.model_bytes),
         "size_ratio_to_full": len(result.model_bytes) / full_bytes,
+        "size_cap": size_cap,
+        "best_val": max(s.accuracy for s in meta.signatures),
         "bytes_before_dedup": result.packed.size_before_dedup,
         "bytes_after_dedup": result.packed.size_after_dedup,
         "largest_ms": largest.latency_ms,
@@ -93,13 +96,16 @@ def _markdown(task: str, r: dict[str, Any]) -> str:
         "",
         f"Full single-signature fp32 model of the largest configuration: {r['full_bytes'] / 1e6:.3f} MB.",
         "",
-        "| export | file | vs full | dedup saved | largest ms | fastest ms | fastest vs largest |",
-        "|---|---|---|---|---|---|---|",
+        "| export | file | vs full | selection cap (weights) | dedup saved | best val | largest ms | fastest ms | "
+        "fastest vs largest |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ("fp32", "mixed"):
         e = r[name]
-        lines.append(f"| {name} | {e['file_bytes'] / 1e6:.3f} MB | {e['size_ratio_to_full']:.2f}x | "
-                     f"{(e['bytes_before_dedup'] - e['bytes_after_dedup']) / 1e3:.1f} kB | {e['largest_ms']:.4f} | "
+        cap = "none" if e.get("size_cap") is None else f"{e['size_cap']:g}x"
+        lines.append(f"| {name} | {e['file_bytes'] / 1e6:.3f} MB | {e['size_ratio_to_full']:.2f}x | {cap} | "
+                     f"{(e['bytes_before_dedup'] - e['bytes_after_dedup']) / 1e3:.1f} kB | {e['best_val']:.3f} | "
+                     f"{e['largest_ms']:.4f} | "
                      f"{e['fastest_ms']:.4f} | {e['fastest_vs_largest']:.1f}x |")  # fmt: skip
     lines += ["", "| signature | precision | val | fp32 twin val | loss (points) | test | twin test |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -112,10 +118,10 @@ def _markdown(task: str, r: dict[str, Any]) -> str:
 def run(fv: flags.FlagValues) -> int:
     """Runs both exports and the twin comparison, writes the results."""
     from tflite_adaspring.export.convert import convert_configs
-    from tflite_adaspring.export.pipeline import calibration_batches, export_run
+    from tflite_adaspring.export.pipeline import calibration_batches, default_size_ratio, export_run
     from tflite_adaspring.fileio import atomic_write_json, atomic_write_text
     from tflite_adaspring.metadata import save_model
-    from tflite_adaspring.profiling.lut import build_lut
+    from tflite_adaspring.profiling.lut import cached_lut
     from tflite_adaspring.training.run import load_run
 
     work = Path(fv.work)
@@ -124,12 +130,12 @@ def run(fv: flags.FlagValues) -> int:
     supernet.recalibrate(largest, calibration_batches(info, dataset))
     full = convert_configs(supernet, [largest], ["full"], "fp32")
     lut = Path(fv.lut)
-    if not lut.exists():
-        build_lut(supernet, (fv.threads,), representative=dataset.train[0][:64]).save(lut)
+    cached_lut(lut, supernet, (fv.threads,), representative=dataset.train[0][:64])
     common = {"k": fv.signatures, "lut_path": lut, "threads": fv.threads, "predictor_samples": fv.predictor_samples,
               "samples_cache": work / "accuracy.json"}  # fmt: skip
-    results = {}
+    results, caps = {}, {}
     for name, precisions in (("mixed", ("fp32", "fp16", "int8")), ("fp32", ("fp32",))):
+        caps[name] = default_size_ratio(precisions)
         results[name] = export_run(fv.run, precisions=precisions, **common)
         save_model(work / f"model_{name}.tflite", results[name].model_bytes)
     report = {
@@ -137,8 +143,8 @@ def run(fv: flags.FlagValues) -> int:
         "signatures": fv.signatures,
         "threads": fv.threads,
         "full_bytes": len(full),
-        "fp32": _summary(results["fp32"], len(full), largest.id),
-        "mixed": _summary(results["mixed"], len(full), largest.id),
+        "fp32": _summary(results["fp32"], len(full), largest.id, caps["fp32"]),
+        "mixed": _summary(results["mixed"], len(full), largest.id, caps["mixed"]),
         "twins": _twins(fv.run, results["mixed"]),
         "limits": LIMITS,
     }

@@ -180,35 +180,17 @@ def build_lut_from_probes(
     Returns:
       The :class:`~tflite_adaspring.profiling.lut.LatencyLUT` (not bound to a planner).
     """
-    from tflite_adaspring.profiling.latency_measure import measure_signatures
-    from tflite_adaspring.profiling.lut import LatencyLUT, fit_overhead, host_description
-    from tflite_adaspring.profiling.opbench import time_ops
+    from tflite_adaspring.profiling.lut import FitModels, LatencyLUT, host_description, measure_thread_count
 
     op_kw = {"copies": 3, "runs": 10, "rounds": 3, "warmup": 5} if quick else {}
     fit_kw = {"runs": 10, "rounds": 2, "warmup": 5} if quick else {}
     specs = list(probes.specs.values())
+    lut = LatencyLUT(probes.space, probes.specs, {s.key: {} for s in specs}, {}, host_description(), {})
+    plans = [[probes.specs[k] for k in f.ops] for f in probes.fits]
+    fit = FitModels(probes.model_bytes, [f.key for f in probes.fits], plans, [f.dtype for f in probes.fits])
     log(f"timing {len(specs)} operators at threads {list(threads)} ...")
-    op_ms: dict[str, dict[int, float]] = {s.key: {} for s in specs}
-    noise = {}
     for t in threads:
-        timings = time_ops(specs, threads=t, **op_kw)
-        for key, timing in timings.items():
-            op_ms[key][t] = timing.ms
-        noise[t] = float(np.median([timing.spread for timing in timings.values()]))
-    lut = LatencyLUT(probes.space, probes.specs, op_ms, {}, host_description(), noise)
-    keys = [f.key for f in probes.fits]
-    dtypes = np.array([f.dtype for f in probes.fits])
-    for t in threads:
-        measured = measure_signatures(probes.model_bytes, keys, threads=t, **fit_kw)
-        sums = np.array([lut.ops_ms([probes.specs[k] for k in f.ops], t) for f in probes.fits])
-        times = np.array([measured[k].median_ms for k in keys])
-        fits = {"all": fit_overhead(sums, times)}
-        for dtype in sorted(set(dtypes)):
-            if (dtypes == dtype).sum() >= 3:
-                fits[str(dtype)] = fit_overhead(sums[dtypes == dtype], times[dtypes == dtype])
-        lut.overhead[t] = fits
-        log(f"  threads {t}: a = {fits['all'].a_ms * 1e3:.1f} us, b = {fits['all'].b:.3f} "
-            f"({fits['all'].points} configs, in-sample error {fits['all'].fit_error_pct:.1f} %)")  # fmt: skip
+        measure_thread_count(lut, t, fit, attempts=1 if quick else 3, op_kw=op_kw, fit_kw=fit_kw, log=log)
     return lut
 
 

@@ -224,7 +224,7 @@ def run(fv: flags.FlagValues) -> int:
     from tflite_adaspring.export.pipeline import calibration_batches, checkpoint_name
     from tflite_adaspring.fileio import atomic_write_json, atomic_write_text
     from tflite_adaspring.profiling.config_sampling import SAMPLERS
-    from tflite_adaspring.profiling.lut import LatencyLUT, build_lut
+    from tflite_adaspring.profiling.lut import LatencyLUT, cached_lut
     from tflite_adaspring.profiling.plan import SubnetPlanner
     from tflite_adaspring.training.run import load_run
 
@@ -232,11 +232,10 @@ def run(fv: flags.FlagValues) -> int:
     info, supernet, dataset = load_run(fv.run)
     work = Path(fv.work)
     lut_path = Path(fv.lut) if fv.lut else work / "lut.json"
-    if lut_path.exists():
+    if fv.lut:  # the user's table, as it is
         lut = LatencyLUT.load(lut_path).bind(SubnetPlanner(supernet))
     else:
-        lut = build_lut(supernet, threads, representative=dataset.train[0][:64])
-        lut.save(lut_path)
+        lut = cached_lut(lut_path, supernet, threads, representative=dataset.train[0][:64])
     calibration, checkpoint = calibration_batches(info, dataset), checkpoint_name(fv.run)
     missing = [t for t in threads if t not in lut.threads]
     if missing:

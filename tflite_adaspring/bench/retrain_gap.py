@@ -89,8 +89,7 @@ def train_standalone(
             from tflite_adaspring.fileio import atomic_write_json
 
             save_weights_npz(model, cached)
-            atomic_write_json(sidecar, {"config": config.id, "train_seconds": train_seconds,
-                                        **{name: getattr(options, name) for name in STANDALONE_RECIPE}})  # fmt: skip
+            atomic_write_json(sidecar, {"config": config.id, "train_seconds": train_seconds, **recipe_of(options)})
     if calibration is not None:
         model = recalibrate_plain(model, calibration)
     test, val = keras_accuracy(model, dataset.test), keras_accuracy(model, dataset.val)
@@ -99,6 +98,11 @@ def train_standalone(
 
 # The recipe fields that decide a net trained alone (fit_plain), besides its architecture and data.
 STANDALONE_RECIPE = ("epochs", "batch_size", "learning_rate", "weight_decay", "label_smoothing", "augmentation", "seed")
+
+
+def recipe_of(options: Any) -> dict[str, Any]:
+    """The :data:`STANDALONE_RECIPE` fields of ``options`` (training options), by name."""
+    return {name: getattr(options, name) for name in STANDALONE_RECIPE}
 
 
 def standalone_cache_path(cache_dir: Path, config_id: str, options: Any) -> Path:
@@ -114,12 +118,12 @@ def standalone_cache_path(cache_dir: Path, config_id: str, options: Any) -> Path
     """
     import hashlib
 
-    key = {"config": config_id, **{name: getattr(options, name) for name in STANDALONE_RECIPE}}
+    key = {"config": config_id, **recipe_of(options)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return Path(cache_dir) / f"{digest}.npz"
 
 
-def calibration_batches(x: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+def whole_split_batches(x: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
     """The whole training split in shuffled batches, for BatchNorm recalibration of both nets compared.
 
     Every training window once (the supernet's own 16 random batches, or the first 16 in file order, which
@@ -203,7 +207,7 @@ def run(fv: flags.FlagValues) -> int:
     supernet_seconds = time.perf_counter() - t0
     info, supernet, dataset = load_run(run_dir)
     options = info.options
-    calibration = calibration_batches(dataset.train[0], options.batch_size, options.seed)
+    calibration = whole_split_batches(dataset.train[0], options.batch_size, options.seed)
     rows = []
     for config in spanning_configs(supernet, fv.configs, options.seed):
         cost = supernet.cost(config)

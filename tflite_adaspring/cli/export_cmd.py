@@ -18,6 +18,10 @@ flags.DEFINE_list("precision", ["fp32", "fp16", "int8"], "Precisions the search 
 flags.DEFINE_string("lut", None, "Latency table from `adaspring profile` (default: profile this host now).",
                     flag_values=FLAGS)  # fmt: skip
 flags.DEFINE_enum("mode", "packed", ["packed", "evolve"], "Storage mode.", flag_values=FLAGS)
+flags.DEFINE_string("max_size_ratio", "auto",
+                    "Packed storage: cap on the signatures' weights (counted unshared) as a multiple of the full "
+                    "model's; 'auto': 3 with fp32 only, 2 when fp16/int8 are allowed; 'none': no cap.",
+                    flag_values=FLAGS)  # fmt: skip
 flags.DEFINE_integer("threads", 1, "LiteRT threads for predicted and measured latency.", lower_bound=1,
                      flag_values=FLAGS)  # fmt: skip
 flags.DEFINE_integer("predictor_samples", 240, "Sampled configurations measured to fit the accuracy predictor.",
@@ -34,6 +38,24 @@ def evolve_available() -> bool:
     return importlib.util.find_spec("tflite_adaspring.export.evolve") is not None
 
 
+def parse_size_ratio(value: str) -> float | str | None:
+    """Validates ``--max_size_ratio``: ``auto``, ``none`` or a positive number.
+
+    Raises:
+      flags.ValidationError: anything else.
+    """
+    text = value.strip().lower()
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = float("nan")
+    if not ratio > 0:
+        raise flags.ValidationError(f"--max_size_ratio {value}: give auto, none or a positive number such as 3")
+    return ratio
+
+
 def run(fv: flags.FlagValues) -> int:
     """Exports and prints the signature table."""
     from tflite_adaspring.cli.inspect_cmd import signature_table
@@ -42,6 +64,7 @@ def run(fv: flags.FlagValues) -> int:
     from tflite_adaspring.metadata import read_metadata, save_model
 
     precisions = parse_precisions(fv.precision)
+    size_ratio = parse_size_ratio(fv.max_size_ratio)
     if fv.mode == "evolve" and not evolve_available():
         raise MissingDependencyError("--mode evolve is not available in this installation; use --mode packed")
     result = export_run(
@@ -54,6 +77,7 @@ def run(fv: flags.FlagValues) -> int:
         samples_cache=fv.samples_cache,
         seed=fv.seed,
         mode=fv.mode,
+        max_size_ratio=size_ratio,
     )
     path = save_model(Path(fv.out), result.model_bytes)
     print(signature_table(read_metadata(path)))

@@ -8,7 +8,11 @@
    the largest and the smallest; for ``evolve`` storage, only configurations whose decomposition branches
    beyond the backbone and the smallest configuration's fit :data:`EVOLVE_BRANCH_BUDGET` (a fraction of the
    largest configuration's weight bytes; 0: width, depth and rank slices of those two only), so the file
-   stays near the full model's size whatever K is;
+   stays near the full model's size whatever K is; for ``packed`` storage, only configurations whose
+   weights, counted as if no tensor were shared, fit ``max_size_ratio`` x the largest configuration's
+   float32 weights (:func:`packed_weight_bytes`; default :func:`default_size_ratio`: the issue's 3x when
+   every signature is fp32, 2x when fp16/int8 may store the small ones), so the file stays within that
+   multiple of the single full model;
 5. export them (:func:`~tflite_adaspring.export.packed.build_packed`): real latency and accuracy.
 """
 
@@ -28,9 +32,25 @@ from tflite_adaspring.profiling.config_sampling import sample_configs
 from tflite_adaspring.profiling.lut import LatencyLUT, build_lut
 from tflite_adaspring.profiling.pareto import Candidate, Evaluator, extremes, restrict_precisions, search, select_k
 from tflite_adaspring.profiling.plan import SubnetPlanner
-from tflite_adaspring.space import PRECISIONS
+from tflite_adaspring.space import PRECISIONS, Config
 
 EVOLVE_BRANCH_BUDGET = 0.0
+FP32_SIZE_RATIO = 3.0  # default packed-file cap, all signatures fp32 (x the full fp32 model's weights)
+COMPACT_SIZE_RATIO = 2.0  # default cap when fp16 or int8 signatures are allowed
+
+
+def default_size_ratio(precisions: Sequence[str]) -> float:
+    """The default packed-file cap for the precisions the search may use (see the module docstring)."""
+    return FP32_SIZE_RATIO if set(precisions) == {"fp32"} else COMPACT_SIZE_RATIO
+
+
+def packed_weight_bytes(supernet: Any, configs: Sequence[Config]) -> int:
+    """Weight bytes of ``configs`` at their precisions, counted as if no tensor were shared between them.
+
+    An upper bound on the weights a packed file holds (the converter and the deduplication pass only
+    share identical tensors).
+    """
+    return sum(supernet.cost(c).weight_bytes(c.precision) for c in configs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,25 +148,38 @@ def plan_export(
     population: int = 64,
     generations: int = 40,
     branch_budget: float | None = None,
+    max_size_ratio: float | None = None,
 ) -> ExportPlan:
     """Searches the space with the predictors and selects K configurations (see the module docstring).
 
-    ``branch_budget`` (a fraction of the largest configuration's float32 weight bytes) caps the
-    decomposition-branch weights the selection may add beyond the backbone and the required (largest,
-    smallest) configurations' own branches (evolve storage); None: no cap.
+    At most one storage cap applies, each relative to the largest configuration's float32 weight bytes:
+    ``branch_budget`` caps the decomposition-branch weights the selection may add beyond the backbone
+    and the required (largest, smallest) configurations' own branches (evolve storage);
+    ``max_size_ratio`` caps :func:`packed_weight_bytes` of the whole selection (packed storage; the
+    required configurations are always taken). None: no cap.
+
+    Raises:
+      ValueError: both caps given, or a cap that is not positive.
     """
+    if branch_budget is not None and max_size_ratio is not None:
+        raise ValueError("give branch_budget (evolve storage) or max_size_ratio (packed storage), not both")
+    if max_size_ratio is not None and not max_size_ratio > 0:
+        raise ValueError(f"max_size_ratio must be > 0 (or None for no cap), got {max_size_ratio}")
     space = restrict_precisions(supernet.space, precisions)
     evaluate = Evaluator(supernet, lut, predictor, threads)
     front = search(space, evaluate, population=population, generations=generations, seed=seed)
     required = [evaluate(c) for c in extremes(space)]
-    if branch_budget is None:
-        chosen = select_k(front, k, required)
-    else:
+    full_bytes = supernet.cost(supernet.space.largest()).weight_bytes()
+    if branch_budget is not None:
         from tflite_adaspring.export.evolve import branch_bytes
 
-        budget = branch_bytes(supernet, [r.config for r in required])
-        budget += int(branch_budget * supernet.cost(supernet.space.largest()).weight_bytes())
+        budget = branch_bytes(supernet, [r.config for r in required]) + int(branch_budget * full_bytes)
         chosen = select_k(front, k, required, lambda configs: branch_bytes(supernet, configs), budget)
+    elif max_size_ratio is not None:
+        budget = int(max_size_ratio * full_bytes)
+        chosen = select_k(front, k, required, lambda configs: packed_weight_bytes(supernet, configs), budget)
+    else:
+        chosen = select_k(front, k, required)
     return ExportPlan(chosen, len(front), evaluate.evaluated, predictor, lut)
 
 
@@ -160,6 +193,7 @@ def export_run(
     samples_cache: str | Path | None = None,
     seed: int = 0,
     mode: str = "packed",
+    max_size_ratio: float | str | None = "auto",
     log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Runs the whole export of a training run.
@@ -175,13 +209,21 @@ def export_run(
       seed: seed of sampling and search.
       mode: ``packed``, or ``evolve`` (the packed export converted by
         :func:`tflite_adaspring.export.evolve.evolve_from_packed`).
+      max_size_ratio: packed storage: cap on the selection's weights as a multiple of the full model's
+        (see :func:`plan_export`); ``"auto"``: :func:`default_size_ratio`; None: no cap. Ignored for
+        evolve storage, which has its own branch budget.
       log: progress messages.
 
     Returns:
       The :class:`ExportResult`.
+
+    Raises:
+      ValueError: an unknown ``mode`` or a malformed ``max_size_ratio``.
     """
     if mode not in ("packed", "evolve"):
         raise ValueError(f"unknown storage mode {mode!r}; choose packed or evolve")
+    if isinstance(max_size_ratio, str) and max_size_ratio != "auto":
+        raise ValueError(f"max_size_ratio {max_size_ratio!r}: give a number, 'auto' or None")
     from tflite_adaspring.training.run import load_run
 
     info, supernet, dataset = load_run(run_dir)
@@ -198,8 +240,14 @@ def export_run(
     if samples_cache:
         ap.save_samples(samples_cache, supernet.space, checkpoint, cache)
     log(f"accuracy predictor: {predictor.samples} configs, cross-validated Spearman {predictor.cv_spearman:.3f}")
-    budget = EVOLVE_BRANCH_BUDGET if mode == "evolve" else None
-    plan = plan_export(supernet, lut, predictor, k, precisions, threads, seed, branch_budget=budget)
+    if mode == "evolve":
+        caps: dict[str, float | None] = {"branch_budget": EVOLVE_BRANCH_BUDGET}
+    else:
+        ratio = default_size_ratio(precisions) if max_size_ratio == "auto" else max_size_ratio
+        caps = {"max_size_ratio": None if ratio is None else float(ratio)}
+        if ratio is not None:
+            log(f"packed storage: selecting within {float(ratio):g}x the full model's weights")
+    plan = plan_export(supernet, lut, predictor, k, precisions, threads, seed, **caps)
     log(f"search: {plan.evaluated} configurations evaluated, predicted front of {plan.front_size}; "
         f"exporting {len(plan.candidates)}")  # fmt: skip
     export = build_packed(
