@@ -115,3 +115,26 @@ def test_select_k_skips_picks_over_the_storage_budget() -> None:
     assert fire_blocks([c.config for c in chosen]) <= 1
     unbudgeted = pareto.select_k(front, 6, required)
     assert fire_blocks([c.config for c in unbudgeted]) > 1  # the budget did change the choice
+
+
+def test_budgeted_selection_keeps_a_fair_share_for_every_slot() -> None:
+    configs = list(SearchSpace("small", 1, blocks_per_stage=(1, 1), ops=("std", "fire")).enumerate(1000))[:10]
+
+    def cand(i: int, acc: float, lat: float) -> pareto.Candidate:
+        return pareto.Candidate(configs[i], acc, lat, lat, int(1000 * lat))
+
+    required = [cand(0, 0.5, 1.0), cand(1, 0.9, 100.0)]
+    expensive = [cand(2, 0.5, 100.0), cand(3, 0.9, 1.0)]  # the other corners: far from both required ones
+    cheap = [cand(4 + j, 0.55 + 0.005 * j, 1.5 + 0.1 * j) for j in range(6)]  # a cluster near the smallest
+    cost = {c.config: 10 if c in expensive else 1 for c in expensive + cheap}
+
+    def extra(chosen: list[Config]) -> int:
+        return sum(cost.get(c, 0) for c in chosen)
+
+    front = expensive + cheap
+    assert {c.config for c in expensive} <= {c.config for c in pareto.select_k(front, 4, required)}  # farthest
+    chosen = pareto.select_k(front, 8, required, extra, budget_bytes=12)
+    assert len(chosen) == 8 and extra([c.config for c in chosen]) <= 12  # greedy alone: 5 (one 10 + two 1)
+    assert {c.config for c in cheap} <= {c.config for c in chosen}
+    few = pareto.select_k(expensive, 4, required, extra, budget_bytes=10)  # share 5: none within, one fits
+    assert len(few) == 3 and extra([c.config for c in few]) == 10

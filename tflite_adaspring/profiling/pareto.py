@@ -5,7 +5,8 @@ Objectives (all minimised): ``-accuracy``, latency, energy, memory (weights + pe
 crowding distance, binary tournaments, stage-wise crossover and one-knob mutations) keeping an archive
 of every evaluated configuration; the result is the archive's non-dominated set. :func:`select_k` takes
 the required configurations (the largest and the smallest) and adds, greedily, the front member farthest
-from everything chosen so far in normalised objective space (log scale for latency, energy, memory).
+from everything chosen so far in normalised objective space (log scale for latency, energy, memory);
+under a storage budget, each pick must stay within its fair share of the budget left when any can.
 """
 
 from __future__ import annotations
@@ -272,11 +273,16 @@ def select_k(
 ) -> list[Candidate]:
     """K candidates covering the front: the required ones plus farthest-point picks, sorted by latency.
 
+    With a storage budget, each pick is the farthest candidate whose added storage is within its fair
+    share (the budget left divided by the slots left), so early far-away but expensive picks cannot use
+    up the budget that the remaining slots need; when no candidate is within its share, the farthest one
+    that still fits the budget is taken.
+
     Args:
       front: the front (e.g. from :func:`search`).
       k: how many to pick (>= len(required)).
       required: candidates that must be included (e.g. the largest and the smallest).
-      extra_bytes: storage the chosen configurations need beyond a shared backbone (e.g.
+      extra_bytes: storage the chosen configurations need (e.g. beyond a shared backbone:
         :func:`tflite_adaspring.export.evolve.branch_bytes`); with ``budget_bytes``, a pick that would
         raise it above the budget is skipped (the required ones are always taken).
       budget_bytes: the storage budget for ``extra_bytes``.
@@ -295,15 +301,47 @@ def select_k(
     for i in chosen:
         nearest = np.minimum(nearest, np.linalg.norm(points - points[i], axis=1))
     excluded = np.zeros(len(pool), bool)
-    while len(chosen) < min(k, len(pool)):
+    target = min(k, len(pool))
+    while len(chosen) < target:
         nearest[chosen] = -1.0
         nearest[excluded] = -1.0
-        pick = int(np.argmax(nearest))
-        if nearest[pick] < 0:
-            break  # everything left is over the budget
-        if budgeted and extra_bytes([pool[i].config for i in [*chosen, pick]]) > budget_bytes:
-            excluded[pick] = True
-            continue
+        if budgeted:
+            pick = _budgeted_pick(pool, chosen, nearest, excluded, extra_bytes, budget_bytes, target)
+        else:
+            pick = int(np.argmax(nearest))
+            pick = pick if nearest[pick] >= 0 else None
+        if pick is None:
+            break  # everything left is chosen or over the budget
         chosen.append(pick)
         nearest = np.minimum(nearest, np.linalg.norm(points - points[pick], axis=1))
     return sorted((pool[i] for i in chosen), key=lambda c: (c.latency_ms, c.config.id))
+
+
+def _budgeted_pick(
+    pool: Sequence[Candidate],
+    chosen: list[int],
+    nearest: np.ndarray,
+    excluded: np.ndarray,
+    extra_bytes: Callable[[Sequence[Config]], int],
+    budget_bytes: int,
+    target: int,
+) -> int | None:
+    """The farthest candidate within its fair share of the budget, else the farthest that fits (see select_k).
+
+    Marks candidates that no longer fit the budget in ``excluded``.
+    """
+    current = [pool[i].config for i in chosen]
+    used = extra_bytes(current)
+    share = (budget_bytes - used) / (target - len(chosen))
+    fallback = None
+    for i in np.argsort(-nearest, kind="mergesort"):
+        if nearest[i] < 0:
+            break
+        cost = extra_bytes([*current, pool[i].config])
+        if cost > budget_bytes:
+            excluded[i] = True
+        elif cost - used <= share:
+            return int(i)
+        elif fallback is None:
+            fallback = int(i)
+    return fallback
