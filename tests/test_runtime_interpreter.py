@@ -224,6 +224,26 @@ def test_observed_latency_feeds_the_search(model: bytes, x: np.ndarray) -> None:
     assert interp.state.latency_ratio[0] == before
 
 
+def test_recorded_latency_is_folded_like_an_invoke(model: bytes) -> None:
+    interp = Interpreter(model_content=model)
+    interp.adapt(ContextSnapshot(timestamp=1.0, cpu_contention=2.0))
+    key = interp.active
+    row = [s.key for s in interp.configs].index(key)
+    exported = interp.configs[row].latency_ms
+    interp.record_latency(3.0 * exported)  # 3x the export's time under a 2x slowdown: the device is 1.5x slower
+    assert interp.state.latency_ratio[row] == pytest.approx(1.5) and interp.state.device_ratio == pytest.approx(1.5)
+    other = interp.configs[(row + 1) % len(interp.configs)]
+    interp.record_latency(2.0 * other.latency_ms, count=4, key=other.key)  # first sample of a row: taken as is
+    assert interp.state.latency_ratio[(row + 1) % len(interp.configs)] == pytest.approx(1.0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(DataValidationError, match="latency_ms"):
+            interp.record_latency(bad)
+    with pytest.raises(DataValidationError, match="count"):
+        interp.record_latency(1.0, count=0)
+    with pytest.raises(ConfigError, match="unknown configuration"):
+        interp.record_latency(1.0, key="cfg99")
+
+
 # ---------------------------------------------------------------------------------------------
 # shapes, resizing, views
 

@@ -6,7 +6,9 @@ middle / tight values scaled to the AdaSpring model's latency range, the energy 
 Per trace row (one window):
 
 * the adaptive run is the real runtime: :meth:`tflite_adaspring.runtime.Interpreter.adapt` decides on the
-  row's context and picks a signature of the packed AdaSpring model;
+  row's context and picks a signature of the packed AdaSpring model; then it is told the latency the
+  window gives that signature (:meth:`~tflite_adaspring.runtime.Interpreter.record_latency`), as its own
+  invokes would on a device, so it learns how this machine's timings drift from the export's;
 * each static run keeps one model all day: every baseline of ``adaspring bench compare``;
 * a run's latency in the window is its latency measured by ``bench compare`` (same harness for all) times
   the row's slowdown (:func:`tflite_adaspring.runtime.search.latency_factor`: contention / frequency cap),
@@ -74,9 +76,20 @@ def load_compare(path: str | Path, task: str = "T") -> dict[str, Any]:
     return result
 
 
-def adaptive_choices(model_path: str | Path, trace: Any) -> list[str]:
-    """The signature the adaptive runtime serves in each trace row (its real search, default policy)."""
+def adaptive_choices(model_path: str | Path, trace: Any, latency_ms: dict[str, float] | None = None) -> list[str]:
+    """The signature the adaptive runtime serves in each trace row (its real search, default policy).
+
+    Args:
+      model_path: the packed AdaSpring model.
+      trace: the context snapshots.
+      latency_ms: signature key -> latency without slowdown (the compare run's); each row's served
+        signature is then recorded at that latency times the row's slowdown. None: no feedback.
+
+    Returns:
+      The served key per row.
+    """
     from tflite_adaspring.runtime import Interpreter
+    from tflite_adaspring.runtime.search import latency_factor
 
     interp = Interpreter(model_path=str(model_path))
     try:
@@ -84,6 +97,8 @@ def adaptive_choices(model_path: str | Path, trace: Any) -> list[str]:
         for snapshot in trace:
             interp.adapt(snapshot)
             keys.append(interp.active)
+            if latency_ms is not None:
+                interp.record_latency(latency_ms[interp.active] * latency_factor(snapshot))
         return keys
     finally:
         interp.close()
@@ -167,7 +182,8 @@ def run(fv: flags.FlagValues) -> int:
     trace = day_trace(ReplaySettings(duration_s=fv.duration_s, seed=fv.seed), budgets)
     print(f"replaying {len(trace)} windows: adaptive runtime + {sum(r['kind'] == 'baseline' for r in compare['rows'])}"
           " static baselines")  # fmt: skip
-    simulation = simulate(compare, trace, adaptive_choices(compare["packed_model"], trace), fv)
+    measured = {r["name"]: r["latency_ms"] for r in compare["rows"] if r["kind"] == "adaspring"}
+    simulation = simulate(compare, trace, adaptive_choices(compare["packed_model"], trace, measured), fv)
     out = Path(fv.json or f"docs/results/casestudy_{compare['task']}.json")
     png = out.with_suffix(".png")
     result = {

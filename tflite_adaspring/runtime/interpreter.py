@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import os
 import sys
 import threading
@@ -674,6 +675,33 @@ class Interpreter:
             for fn in self._callbacks:
                 fn(decision)
         return decision
+
+    def record_latency(self, latency_ms: float, count: int = 1, key: str | None = None) -> None:
+        """Folds latencies timed outside :meth:`invoke` into the latency model, as invokes would be.
+
+        For apps that time their own inference (an asynchronous pipeline, a remote call) and for trace
+        replays; the runtime's own invokes are counted without this. The latency is taken to have been
+        measured under the context of the last :meth:`adapt` (its slowdown is divided out).
+
+        Args:
+          latency_ms: mean latency of ``count`` runs.
+          count: runs averaged in ``latency_ms``.
+          key: the configuration that ran (default: the active one).
+
+        Raises:
+          ConfigError: an unknown key.
+          DataValidationError: a latency that is not a positive finite number, or ``count`` < 1.
+        """
+        if not (isinstance(latency_ms, (int, float)) and math.isfinite(latency_ms) and latency_ms > 0):
+            raise DataValidationError(f"latency_ms must be a positive finite number (ms), got {latency_ms!r}")
+        if not isinstance(count, int) or count < 1:
+            raise DataValidationError(f"count must be an integer >= 1, got {count!r}")
+        row = self._rows.get(self.active if key is None else key)
+        if row is None:
+            raise ConfigError(f"unknown configuration {key!r}; known keys: {', '.join(self._rows)}")
+        with self._lock:
+            self._state = observe_latency(self._table, self._state, row, float(latency_ms), count, self._factor,
+                                          self._policy.ema_alpha)  # fmt: skip
 
     def set_active(self, key: str, timestamp: float | None = None) -> Decision:
         """Switches to ``key`` by hand (the search's dwell time counts from here).
