@@ -102,7 +102,7 @@ def adaspring_models(run_dir: Path, fv: flags.FlagValues, log: Any = print) -> t
     info, supernet, dataset = load_run(run_dir)
     if not packed.exists():
         lut = Path(fv.lut or run_dir / "lut.json")
-        if not fv.lut:  # our cache; the user's table is used as it is
+        if not fv.lut or not lut.exists():  # our cache (kept quiet); an existing user table is used as it is
             cached_lut(lut, supernet, (fv.threads,), representative=dataset.train[0][:64], log=log)
         log(f"exporting {fv.signatures} AdaSpring signatures from {run_dir}")
         result = export_run(run_dir, k=fv.signatures, lut_path=lut, threads=fv.threads,
