@@ -395,7 +395,7 @@ def measure_thread_count(
         fits = {"all": fit_overhead(sums, times)}
         for dtype in sorted(set(fit.dtypes)):
             if (dtypes == dtype).sum() >= 3:
-                fits[str(dtype)] = fit_overhead(sums[dtypes == dtype], times[dtypes == dtype])
+                fits[dtype] = fit_overhead(sums[dtypes == dtype], times[dtypes == dtype])
         return max(f.fit_error_pct for f in fits.values()), fits
 
     _, lut.overhead[threads] = _quietest(fit_once, NOISY_FIT_PCT, attempts, f"overhead fit at {threads} thread(s)",
@@ -450,8 +450,8 @@ def cached_lut(
 ) -> LatencyLUT:
     """The table saved at ``path``, or a new one measured now and saved there (atomically).
 
-    A saved table is measured again when it lacks one of ``threads``, was built for another search
-    space, or was measured on a busy machine (:func:`noisy_threads`).
+    A saved table is measured again when it lacks one of ``threads``, was measured on a busy machine
+    (:func:`noisy_threads`), or cannot be used for ``supernet`` (another search space or schema, malformed).
 
     Args:
       path: the cache file.
@@ -465,13 +465,16 @@ def cached_lut(
     """
     path = Path(path)
     if path.exists():
-        lut = LatencyLUT.load(path)
-        space = (lut.space.get("name"), lut.space.get("version"))
-        missing = [t for t in threads if t not in lut.threads]
-        noisy = [t for t in noisy_threads(lut) if t in threads]
-        if space == (supernet.space.name, supernet.space.version) and not missing and not noisy:
-            return lut.bind(SubnetPlanner(supernet))
-        why = f"threads {missing} missing" if missing else f"noisy at threads {noisy}" if noisy else "another space"
+        try:
+            lut = LatencyLUT.load(path).bind(SubnetPlanner(supernet))
+        except (ModelFormatError, SchemaVersionError) as exc:
+            why = str(exc)
+        else:
+            missing = [t for t in threads if t not in lut.threads]
+            noisy = [t for t in noisy_threads(lut) if t in threads]
+            if not missing and not noisy:
+                return lut
+            why = f"threads {missing} missing" if missing else f"noisy at threads {noisy}"
         log(f"the latency table {path} is not usable ({why}); measuring it again")
     else:
         log(f"measuring the latency table -> {path}")
